@@ -1,0 +1,125 @@
+"""Command line: ``python -m neurosens {info,data,...}``.
+
+Sub-commands register themselves in :data:`COMMANDS` (name → (help, add_arguments, run)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["COMMANDS", "main", "parse_set"]
+
+
+def parse_set(pairs: list[str] | None) -> dict[str, Any]:
+    """``["lr=0.1", "widths=[8,8]"]`` → ``{"lr": 0.1, "widths": [8, 8]}`` (JSON values)."""
+    out: dict[str, Any] = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise SystemExit(f"--set expects key=value, got {p!r}")
+        k, v = p.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def _dataset_status() -> list[tuple[str, str]]:
+    from neurosens.data import DEBIAN_FASHION_MNIST, FMNIST_FILES
+    from neurosens.paths import data_root
+
+    root = data_root()
+    raw = root / "FashionMNIST" / "raw"
+    rows = []
+    if all((raw / f).is_file() for f in FMNIST_FILES):
+        rows.append(("fashion_mnist", f"available at {raw}"))
+    elif all((DEBIAN_FASHION_MNIST / f"{f}.gz").is_file() for f in FMNIST_FILES):
+        rows.append(("fashion_mnist", f"Debian package at {DEBIAN_FASHION_MNIST} (unpacked on use)"))
+    else:
+        rows.append(("fashion_mnist", "absent (make data, or torchvision download on first use)"))
+    cifar = root / "cifar-10-batches-py"
+    rows.append(("cifar10", f"available at {cifar}" if cifar.is_dir() else "absent (download)"))
+    inet = root / "imagenet200"
+    rows.append(("imagenet200", f"available at {inet}" if inet.is_dir() else "absent"))
+    return rows
+
+
+def cmd_info(_args: argparse.Namespace) -> int:
+    import torch
+
+    from neurosens.paths import artifacts_root, data_root, project_root
+    from neurosens.store import ArtifactStore, provenance
+
+    prov = provenance()
+    print("neurosens study environment")
+    for k, v in prov["versions"].items():
+        print(f"  {k:<12} {v}")
+    cuda = torch.cuda.is_available()
+    dev = f"cuda ({torch.cuda.get_device_name(0)})" if cuda else "cpu"
+    print(f"  {'device':<12} {dev}")
+    print(f"  {'threads':<12} {torch.get_num_threads()}")
+    print(f"  {'git':<12} {prov['git_sha']}{' (dirty)' if prov['git_dirty'] else ''}")
+    print(f"  {'root':<12} {project_root()}")
+    print(f"  {'data':<12} {data_root()}")
+    print("datasets")
+    for name, status in _dataset_status():
+        print(f"  {name:<14} {status}")
+    runs = ArtifactStore().runs()
+    print(f"artifacts ({len(runs)} in {artifacts_root()})")
+    for r in runs:
+        print(f"  {r}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from neurosens.data import DataUnavailable, provision_fashion_mnist
+
+    try:
+        raw = provision_fashion_mnist(download=not args.offline)
+    except DataUnavailable as e:
+        print(e, file=sys.stderr)
+        return 2
+    print(f"fashion_mnist ready at {raw}")
+    return 0
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]] = {
+    "info": ("print versions, device, threads, datasets and artifacts", lambda p: None, cmd_info),
+    "data": (
+        "provision Fashion-MNIST into the data folder",
+        lambda p: p.add_argument("--offline", action="store_true", help="never download"),
+        cmd_data,
+    ),
+}
+
+
+def _register_optional() -> None:
+    """Sub-commands that live with their subsystem (train, evaluate, ...)."""
+    import importlib
+
+    for mod in ("neurosens.train.cli", "neurosens.evaluate_cli"):
+        try:
+            m = importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name and mod.startswith(e.name):
+                continue
+            raise
+        COMMANDS.update(m.COMMANDS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _register_optional()
+    parser = argparse.ArgumentParser(prog="python -m neurosens", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_, add, _run) in COMMANDS.items():
+        add(sub.add_parser(name, help=help_))
+    args = parser.parse_args(argv)
+    return COMMANDS[args.command][2](args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
