@@ -38,7 +38,9 @@ def _dataset_status() -> list[tuple[str, str]]:
     if all((raw / f).is_file() for f in FMNIST_FILES):
         rows.append(("fashion_mnist", f"available at {raw}"))
     elif all((DEBIAN_FASHION_MNIST / f"{f}.gz").is_file() for f in FMNIST_FILES):
-        rows.append(("fashion_mnist", f"Debian package at {DEBIAN_FASHION_MNIST} (unpacked on use)"))
+        rows.append(
+            ("fashion_mnist", f"Debian package at {DEBIAN_FASHION_MNIST} (unpacked on use)")
+        )
     else:
         rows.append(("fashion_mnist", "absent (make data, or torchvision download on first use)"))
     cifar = root / "cifar-10-batches-py"

@@ -37,7 +37,9 @@ def _choice(*opts: str) -> tuple[Callable[[Any], bool], str]:
 
 def _int(lo: int, hi: int | None = None) -> tuple[Callable[[Any], bool], str]:
     def ok(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v >= lo and (hi is None or v <= hi)
+        return (
+            isinstance(v, int) and not isinstance(v, bool) and v >= lo and (hi is None or v <= hi)
+        )
 
     return ok, f"an integer in [{lo}, {'∞' if hi is None else hi}]"
 
@@ -199,7 +201,9 @@ class Config:
             )
         phases = {len(self.anp_eps), len(self.anp_alpha), len(self.anp_pro_num)}
         if len(phases) != 1:
-            raise ConfigError("config fields 'anp_eps', 'anp_alpha', 'anp_pro_num' differ in length")
+            raise ConfigError(
+                "config fields 'anp_eps', 'anp_alpha', 'anp_pro_num' differ in length"
+            )
         if len(self.noise_sigmas) != 5:
             raise ConfigError("config field 'noise_sigmas' needs 5 severities")
 

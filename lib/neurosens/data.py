@@ -219,7 +219,7 @@ def load_cifar10(split: str, root: Path | None = None, download: bool = True) ->
     return ImageSet(images, torch.tensor(ds.targets), CIFAR10_CLASSES, "cifar10")
 
 
-def imagenet200_folder(split: str, image_size: int = 224, root: Path | None = None):  # noqa: ANN201
+def imagenet200_folder(split: str, image_size: int = 224, root: Path | None = None):
     """torchvision ImageFolder over ``<data>/imagenet200/<split>``; tensors in [0, 1]."""
     from torchvision import datasets, transforms
 

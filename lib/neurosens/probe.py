@@ -40,7 +40,7 @@ class Probe:
         self.outputs: dict[str, torch.Tensor] = {}
         self._handles: list[Any] = []
 
-    def _hook(self, name: str):  # noqa: ANN202
+    def _hook(self, name: str):
         def hook(_mod: nn.Module, _inp: Any, out: torch.Tensor) -> None:
             self.outputs[name] = out if self.keep_graph else out.detach()
 

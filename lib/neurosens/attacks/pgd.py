@@ -109,4 +109,6 @@ def fgsm(
 
     Paper settings: ε = 2/255 for the Section IV-D analysis, 8/255 for tests.
     """
-    return pgd(model, x, y, eps, steps=1, alpha=eps, norm="linf", targeted=targeted, loss_fn=loss_fn)
+    return pgd(
+        model, x, y, eps, steps=1, alpha=eps, norm="linf", targeted=targeted, loss_fn=loss_fn
+    )

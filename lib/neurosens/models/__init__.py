@@ -21,7 +21,7 @@ from neurosens.models.vgg import VGG16
 if TYPE_CHECKING:
     from neurosens.config import Config
 
-__all__ = ["REGISTRY", "InceptionV3", "Normalize", "ResNet18", "VGG16", "build", "build_model"]
+__all__ = ["REGISTRY", "VGG16", "InceptionV3", "Normalize", "ResNet18", "build", "build_model"]
 
 REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "vgg16": VGG16,
@@ -57,7 +57,9 @@ ARCH_HOOKS: dict[str, str] = {"cas": "neurosens.defences.cas:attach_cas"}
 
 def _build_base(config: Config) -> nn.Module:
     mean, std = stats_for(config.dataset, config.in_channels)
-    common = dict(in_channels=config.in_channels, num_classes=config.num_classes, mean=mean, std=std)
+    common = dict(
+        in_channels=config.in_channels, num_classes=config.num_classes, mean=mean, std=std
+    )
     if config.arch == "vgg16":
         return build("vgg16", widths=config.widths, **common)
     if config.arch == "resnet18":

@@ -1,0 +1,73 @@
+# The study's entry points. On a fresh machine:
+#   make book   # environment + data + execute notebooks from committed artifacts + HTML
+#   make test   # environment + data + ruff + pytest (unit, property, smoke, nbval)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PROFILE ?= cpu
+STAMP := $(VENV)/.neurosens-installed
+LINTED := lib tests benchmarks
+export PYTHONHASHSEED := 0
+
+.PHONY: help env data test test-fast lint book notebooks html artifacts info clean
+
+help:
+	@echo "make book       build the Jupyter Book (_build/html) from committed artifacts"
+	@echo "make test       ruff + pytest (unit, property, notebook smoke, nbval)"
+	@echo "make artifacts  train missing models of PROFILE=$(PROFILE) (slow; resumable)"
+	@echo "make info       versions, device, datasets and artifacts"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	# torchattacks' metadata would downgrade requests: install it without dependencies
+	$(BIN)/python -m pip install -q --no-deps torchattacks==3.5.1
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $@
+
+env: $(STAMP)
+
+# Fashion-MNIST: data/ first, then Debian's dataset-fashion-mnist (installed here when we
+# are root with apt), then torchvision's download (see lib/neurosens/data.py).
+data: env
+	@if [ ! -f data/FashionMNIST/raw/train-images-idx3-ubyte ] \
+	    && [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] \
+	    && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+	    || echo "apt-get could not install dataset-fashion-mnist; trying torchvision's download"; \
+	fi
+	$(BIN)/python -m neurosens data
+
+lint: env
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+
+test: data lint
+	$(BIN)/python -m pytest tests
+	@if ls book/*.ipynb >/dev/null 2>&1; then \
+	  NEUROSENS_ALLOW_TRAIN= $(BIN)/python -m pytest --nbval-lax \
+	    --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider book; \
+	fi
+
+test-fast: env
+	$(BIN)/python -m pytest tests -m "not notebook" -x -q
+
+notebooks: data
+	NEUROSENS_ALLOW_TRAIN= $(BIN)/python -m neurosens.book execute --profile $(PROFILE)
+
+html: env
+	$(BIN)/python -m neurosens.book scorecard
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+book: notebooks html
+
+artifacts: data
+	NEUROSENS_ALLOW_TRAIN=1 $(BIN)/python -m neurosens.book artifacts --profile $(PROFILE)
+
+info: env
+	$(BIN)/python -m neurosens info
+
+clean:
+	rm -rf _build .pytest_cache .ruff_cache

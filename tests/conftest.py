@@ -1,0 +1,36 @@
+"""Shared fixtures: isolated artifact folders and small models."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("NEUROSENS_SLOW"):
+        return
+    skip = pytest.mark.skip(reason="slow tier: set NEUROSENS_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def artifacts(tmp_path, monkeypatch):
+    """An empty artifact root for the test (never data/artifacts)."""
+    root = tmp_path / "artifacts"
+    monkeypatch.setenv("NEUROSENS_ARTIFACTS", str(root))
+    monkeypatch.delenv("NEUROSENS_ALLOW_TRAIN", raising=False)
+    return root
+
+
+@pytest.fixture
+def tiny_vgg():
+    from neurosens.models import VGG16
+
+    torch.manual_seed(0)
+    return VGG16((4,) * 13, in_channels=1, num_classes=10).eval()

@@ -1,0 +1,25 @@
+import subprocess
+import sys
+
+
+def test_info_prints_environment(artifacts):
+    out = subprocess.run(
+        [sys.executable, "-m", "neurosens", "info"], capture_output=True, text=True, check=True
+    ).stdout
+    for needle in ("torch", "device", "threads", "fashion_mnist", "artifacts (0 in"):
+        assert needle in out
+
+
+def test_data_command_offline_error(tmp_path, monkeypatch):
+    env = {"NEUROSENS_DATA": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    import neurosens.data as D
+
+    if D.DEBIAN_FASHION_MNIST.is_dir():
+        # the Debian copy is found second: the command succeeds and unpacks into tmp_path
+        r = subprocess.run([sys.executable, "-m", "neurosens", "data", "--offline"],
+                           capture_output=True, text=True, env=env)  # fmt: skip
+        assert r.returncode == 0 and (tmp_path / "FashionMNIST" / "raw").is_dir()
+    else:
+        r = subprocess.run([sys.executable, "-m", "neurosens", "data", "--offline"],
+                           capture_output=True, text=True, env=env)  # fmt: skip
+        assert r.returncode == 2 and "dataset-fashion-mnist" in r.stderr
