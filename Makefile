@@ -58,7 +58,7 @@ notebooks: data
 	NEUROSENS_ALLOW_TRAIN= $(BIN)/python -m neurosens.book execute --profile $(PROFILE)
 
 html: env
-	$(BIN)/python -m neurosens.book scorecard
+	$(BIN)/python -m neurosens.book pages
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 book: notebooks html

@@ -1,0 +1,94 @@
+"""The claims scorecard: the paper's claims, our measured value, the paper's, a verdict.
+
+Each executed notebook glues, per claim it tests, a record
+``claim_<ID> = {"ours": str, "paper": str, "verdict": "holds"|"partly"|"does not hold"|
+"untestable", "why": str}``. This module reads those glued records from ``book/*.ipynb``
+and writes ``book/scorecard.md``; nothing on that page is typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from neurosens.paths import project_root
+
+__all__ = ["CLAIMS", "Verdict", "collect_claims", "verdict_record", "write_scorecard_page"]
+
+#: id → (the paper's claim, the notebook that tests it)
+CLAIMS: dict[str, tuple[str, str]] = {
+    "C1": ("Spearman(sensitivity, importance) > chance for every target class", "02"),
+    "C2": ("Levenshtein similarity of Γ^y and Ω^y > chance", "02"),
+    "C3": ("sensitive neurons' regions of interest drift more than vanilla neurons'", "02"),
+    "C4": ("cross-target similarity of sensitive neurons falls with depth", "03"),
+    "C5": ("suppressing sensitive neurons hurts clean accuracy faster than random ones", "04"),
+    "C6": ("PAT lowers neuron sensitivity in every layer", "01"),
+    "C7": ("sensitivity ratio grows with depth, faster for Vanilla than PAT", "05"),
+    "C8": ("ReLU layers amplify the sensitivity ratio relative to the preceding conv", "05"),
+    "C9": ("sensitivity ratio grows with ε in every layer", "05"),
+    "C10": ("SNS beats PAT and ALP on clean accuracy and every attack", "06"),
+    "C11": ("SNS_rand < PAT and SNS_all < SNS", "07"),
+    "C12": ("conv8–conv13 is the best layer choice for SNS", "07"),
+    "C13": ("SNS lowers sensitivity in its layers below PAT", "06"),
+    "C14": ("SNS_dyn ≈ SNS", "07"),
+    "C15": ("SNS ≥ PAT, ALP across the Fig. 15 ε and k sweeps", "06"),
+}
+VERDICTS = ("holds", "partly", "does not hold", "untestable")
+Verdict = str
+
+
+def verdict_record(ours: str, paper: str, verdict: Verdict, why: str) -> dict[str, str]:
+    """The record a notebook glues as ``claim_<ID>``."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
+    return {"ours": ours, "paper": paper, "verdict": verdict, "why": why}
+
+
+def _glued(nb_path: Path) -> dict[str, Any]:
+    """Values glued with myst_nb.glue in an executed notebook (text/plain of each)."""
+    nb = json.loads(nb_path.read_text(encoding="utf-8"))
+    out: dict[str, Any] = {}
+    for cell in nb.get("cells", []):
+        for o in cell.get("outputs", []):
+            key = o.get("metadata", {}).get("scrapbook", {}).get("name")
+            if key and "application/json" in o.get("data", {}):
+                out[key] = o["data"]["application/json"]
+            elif key and "text/plain" in o.get("data", {}):
+                out[key] = "".join(o["data"]["text/plain"])
+    return out
+
+
+def collect_claims(book_dir: Path | None = None) -> dict[str, dict[str, Any]]:
+    book_dir = book_dir or project_root() / "book"
+    found: dict[str, dict[str, Any]] = {}
+    for nb in sorted(book_dir.glob("[0-9][0-9]-*.ipynb")):
+        for key, val in _glued(nb).items():
+            if key.startswith("claim_"):
+                rec = val if isinstance(val, dict) else json.loads(str(val).strip("'\""))
+                found[key.removeprefix("claim_")] = {**rec, "notebook": nb.name}
+    return found
+
+
+def write_scorecard_page(path: Path | None = None) -> Path:
+    path = path or project_root() / "book" / "scorecard.md"
+    found = collect_claims(path.parent)
+    rows = []
+    for cid, (claim, nb) in CLAIMS.items():
+        rec = found.get(cid)
+        if rec is None:
+            rows.append([cid, claim, "—", "—", "not yet run", f"notebook {nb} not executed"])
+        else:
+            rows.append(
+                [cid, claim, rec["ours"], rec["paper"], f"**{rec['verdict']}**", rec["why"]]
+            )
+    header = ["id", "claim", "ours", "paper", "verdict", "evidence"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    text = (
+        "# Claims scorecard\n\n"
+        "Generated from the values the executed notebooks glue (`neurosens.scorecard`); "
+        "ours on the cpu profile, the paper's on CIFAR-10 VGG-16.\n\n" + "\n".join(lines) + "\n"
+    )
+    path.write_text(text, encoding="utf-8")
+    return path
