@@ -1,4 +1,5 @@
 import pytest
+
 from neurosens.config import Config, ConfigError, resolve
 from neurosens.profiles import EPS_SCALE, SETTINGS_TABLE, paper_eps, profile_defaults
 

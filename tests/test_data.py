@@ -2,6 +2,7 @@ import gzip
 
 import pytest
 import torch
+
 from neurosens import data as D
 
 

@@ -1,8 +1,9 @@
 import pytest
 import torch
+from torch import nn
+
 from neurosens import resolve
 from neurosens.models import REGISTRY, VGG16, InceptionV3, ResNet18, build, build_model
-from torch import nn
 
 
 def test_vgg16_paper_names(tiny_vgg):

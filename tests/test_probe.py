@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from neurosens.models import ResNet18
 from neurosens.probe import Probe, capture
 

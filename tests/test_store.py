@@ -1,9 +1,10 @@
 import json
 import os
 
-import neurosens
 import pytest
 import torch
+
+import neurosens
 from neurosens import resolve
 from neurosens.models import build_model
 from neurosens.store import (
