@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 NORMS = ("linf", "l2")
@@ -58,3 +59,51 @@ def project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
         return delta.clamp(-eps, eps)
     n = flat_norm(delta, "l2")
     return delta * torch.clamp(eps / (n + 1e-12), max=1.0)
+
+
+# -- helpers shared by the evaluation attacks ---------------------------------------------------
+
+
+def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """C&W margin ``Z_y − max_{j≠y} Z_j`` per example, (B, K) → (B,).
+
+    Positive while ``y`` wins. Masks the true class with −∞ (torchattacks multiplies by a
+    one-hot mask instead, which returns 0 when all logits are negative — its issue #184).
+    """
+    real = logits.gather(1, y[:, None]).squeeze(1)
+    other = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).amax(1)
+    return real - other
+
+
+def to_tanh_space(x: torch.Tensor, shrink: float = 1e-6) -> torch.Tensor:
+    """w with ½(tanh(w)+1) ≈ x, finite even where x is exactly 0 or 1.
+
+    ``x`` is shrunk by ``shrink`` toward ½ first, so pixels at 0 or 1 get a finite w
+    (torchattacks' CW maps them to ±∞, where tanh has zero gradient and they freeze).
+    """
+    return torch.atanh((2 * x - 1) * (1 - shrink))
+
+
+def from_tanh_space(w: torch.Tensor) -> torch.Tensor:
+    """½(tanh(w)+1) ∈ [0, 1]."""
+    return (torch.tanh(w) + 1) / 2
+
+
+@torch.no_grad()
+def logits_in_chunks(model: nn.Module, x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """``model(x)`` in pieces of at most ``chunk`` images (no grad), (N, ...) → (N, K)."""
+    if len(x) <= chunk:
+        return model(x)
+    return torch.cat([model(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+
+
+def check_targets(y: torch.Tensor, x: torch.Tensor) -> None:
+    if y.dim() != 1 or len(y) != len(x):
+        raise AttackError(f"labels must be (B,) with B = {len(x)}, got shape {tuple(y.shape)}")
+
+
+def default_generator(generator: torch.Generator | None, device: torch.device) -> torch.Generator:
+    """``generator`` or a fresh one seeded with 0 on ``device`` (attacks are deterministic)."""
+    if generator is not None:
+        return generator
+    return torch.Generator(device=device).manual_seed(0)

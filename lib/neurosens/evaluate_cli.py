@@ -1,0 +1,76 @@
+"""``python -m neurosens evaluate --run <run-id> --attacks fgsm,pgd_linf --n 1000``.
+
+Evaluates a stored model under named attacks (see :mod:`neurosens.attacks.registry`),
+stores per-example flags in the run folder (resumable) and prints the tidy table and any
+gradient-masking warnings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Callable
+
+__all__ = ["COMMANDS"]
+
+DEFAULT_ATTACKS = "fgsm,pgd_linf,pgd_l2"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="run id or run name in the artifact store")
+    p.add_argument(
+        "--attacks",
+        default=DEFAULT_ATTACKS,
+        help=f"comma-separated attack names (default {DEFAULT_ATTACKS}); an unknown name "
+        "lists the valid ones",
+    )
+    p.add_argument("--n", type=int, default=None, help="first N test images (default: config)")
+    p.add_argument("--seed", type=int, default=0, help="seed of random attacks (default 0)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per attack batch")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
+    p.add_argument("--recompute", action="store_true", help="ignore stored flags")
+    p.add_argument("--no-checks", action="store_true", help="skip gradient-masking checks")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from neurosens.attacks.base import AttackError
+    from neurosens.evaluate import GradientMaskingWarning, evaluate
+    from neurosens.store import ArtifactError, ArtifactStore
+
+    store = ArtifactStore()
+    try:
+        run_id = store.find(args.run)
+        config = store.load_config(run_id)
+        model = store.load_model(run_id, device=args.device)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", GradientMaskingWarning)
+            res = evaluate(
+                model,
+                args.attacks,
+                args.n,
+                args.seed,
+                config=config,
+                run_id=run_id,
+                store=store,
+                batch_size=args.batch_size,
+                progress=not args.no_progress,
+                checks=not args.no_checks,
+                recompute=args.recompute,
+            )
+    except (AttackError, ArtifactError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    cols = ["attack", "kind", "norm", "eps", "n", "accuracy", "seconds", "cached"]
+    print(f"run {run_id}  seed {args.seed}")
+    print(res.table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for w in res.warnings:
+        print(f"WARNING (gradient masking?): {w}")
+    print(f"per-example flags in {store.run_dir(run_id) / 'eval'}")
+    return 0
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]] = {
+    "evaluate": ("robust accuracy of a stored model under named attacks", add_arguments, run),
+}
