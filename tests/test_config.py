@@ -85,3 +85,9 @@ def test_round_trip_dict():
     c = resolve("smoke", method="sns")
     assert Config.from_dict(c.to_dict()) == c
     assert profile_defaults("smoke")["n_train"] < 1000
+
+
+def test_eval_fields_do_not_change_run_id():
+    a = resolve("cpu", method="pat")
+    assert a.replace(n_eval_blackbox=7, spsa_samples=64, eps_l2=1.0).run_id == a.run_id
+    assert a.replace(eps_linf=0.2).run_id != a.run_id  # the training threat model does

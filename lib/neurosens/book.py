@@ -101,15 +101,35 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 06")
     e.add_argument("--param", action="append", default=[], help="extra key=JSON parameter")
     sub.add_parser("pages", help="write the generated pages (settings, scorecard)")
+    a = sub.add_parser("artifacts", help="train the study's zoo (no-op for existing runs)")
+    a.add_argument("--profile", default="cpu")
+    a.add_argument("--groups", nargs="*", help="zoo groups (default: all, headline first)")
     args = p.parse_args(argv)
     if args.cmd == "execute":
         from neurosens.cli import parse_set
 
         times = execute(args.profile, args.only, parameters=parse_set(args.param))
         print(json.dumps({k: round(v, 1) for k, v in times.items()}))
+    elif args.cmd == "artifacts":
+        train_zoo(args.profile, args.groups)
     else:
         write_pages()
     return 0
+
+
+def train_zoo(profile: str = "cpu", groups: list[str] | None = None) -> list[str]:
+    """Train every run of the study's zoo in :func:`neurosens.study.training_order`."""
+    from neurosens.study import GROUPS, training_order
+    from neurosens.train import train
+
+    order = training_order(profile, groups or GROUPS)
+    done = []
+    for i, cfg in enumerate(order, start=1):
+        t0 = time.perf_counter()
+        print(f"[zoo {i}/{len(order)}] {cfg.run_id}", flush=True)
+        done.append(train(cfg, allow_train=True))
+        print(f"[zoo {i}/{len(order)}] {cfg.run_id}: {time.perf_counter() - t0:.0f} s", flush=True)
+    return done
 
 
 if __name__ == "__main__":

@@ -27,6 +27,18 @@ DATASETS = ("fashion_mnist", "cifar10", "imagenet200", "synthetic")
 PROFILES = ("smoke", "cpu", "paper", "imagenet200")
 
 
+#: Fields that only affect evaluation and analyses, not the trained weights.
+EVAL_FIELDS = frozenset(
+    {
+        "eps_linf_analysis", "eps_l2", "eps_fgsm", "eps_fgsm_analysis", "noise_sigmas",
+        "cw_c0", "cw_kappa", "cw_binary_steps", "cw_steps", "cw_lr",
+        "spsa_samples", "spsa_steps", "spsa_lr", "spsa_delta",
+        "nattack_samples", "nattack_sigma", "nattack_lr", "nattack_steps",
+        "n_eval", "n_eval_cw", "n_eval_aa", "n_eval_blackbox", "eval_batch_size",
+    }
+)  # fmt: skip
+
+
 class ConfigError(ValueError):
     """An invalid configuration value; the message names the field and its valid range."""
 
@@ -211,10 +223,15 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
+    def training_dict(self) -> dict[str, Any]:
+        """The fields that determine the trained weights (all but :data:`EVAL_FIELDS`)."""
+        return {k: v for k, v in self.to_dict().items() if k not in EVAL_FIELDS}
+
     @property
     def hash(self) -> str:
-        """Short sha256 of the resolved config (stable across runs and machines)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        """Short sha256 of the fields that determine the weights (evaluation settings are
+        excluded, so changing an attack budget never invalidates a trained artifact)."""
+        blob = json.dumps(self.training_dict(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:8]
 
     @property

@@ -1,0 +1,155 @@
+"""The contract between the trainer and a defence method.
+
+A method contributes its loss (and, where needed, modules or hooks), never a copy of the
+training loop (:mod:`neurosens.train.loop`). The loop calls, in order:
+
+* :meth:`Method.prepare` once before the first epoch (SNS selects its neurons here);
+* :meth:`Method.step` per mini-batch — by default ``loss`` → backward → optimiser step;
+  ANP overrides it because it takes several optimiser steps per batch;
+* :meth:`Method.end_epoch` after every epoch (SNS_dyn re-selects its neurons here);
+* :meth:`Method.state` / :meth:`Method.load_state` to put its state in the checkpoint.
+
+Every batch is (x, y): x float (B, C, H, W) in [0, 1], y int64 (B,).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+if TYPE_CHECKING:
+    from neurosens.config import Config
+
+__all__ = ["Context", "Method", "ce_sum", "training_pgd"]
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Context:
+    """What a method may read during training.
+
+    Attributes:
+        config: the run's resolved config.
+        epoch: current epoch (0-based).
+        epochs: total epochs of this run.
+        progress: fraction of all training iterations done before this batch, in [0, 1).
+        attack_generator: RNG of the training attack's random start, seeded by
+            (seed, epoch) so that a resumed run draws the same starts.
+        run_dir: the run's artifact folder (methods may write JSON there).
+        log: extra per-epoch numbers a method wants in the history.
+        verbose: whether progress bars may be shown.
+    """
+
+    config: Config
+    epoch: int = 0
+    epochs: int = 1
+    progress: float = 0.0
+    attack_generator: torch.Generator | None = None
+    run_dir: Any = None
+    log: dict[str, Any] = field(default_factory=dict)
+    verbose: bool = True
+
+
+def ce_sum(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, y, reduction="sum")
+
+
+def training_pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    ctx: Context,
+    loss_fn: LossFn | None = None,
+) -> torch.Tensor:
+    """The training attack of PAT/ALP/SNS/CAS: ℓ∞ PGD-k, α = ε/√k (paper Section V-A).
+
+    ε = ``config.eps_linf``, k = ``config.pgd_steps``, random start per
+    ``config.train_random_start`` (Madry et al.), drawn from ``ctx.attack_generator``.
+    Runs in eval mode (BatchNorm running statistics) and restores the mode.
+    """
+    from neurosens.attacks import pgd
+
+    cfg = ctx.config
+    return pgd(
+        model,
+        x,
+        y,
+        eps=cfg.eps_linf,
+        steps=cfg.pgd_steps,
+        norm="linf",
+        random_start=cfg.train_random_start,
+        loss_fn=loss_fn,
+        generator=ctx.attack_generator,
+    )
+
+
+class Method:
+    """Base class: a named loss. Subclasses override :meth:`loss` (and hooks as needed)."""
+
+    name: str = "base"
+    #: start from the vanilla model of the same profile/seed and fine-tune (SNS family).
+    finetune: bool = False
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    # -- validation -----------------------------------------------------------------------
+    def check(self, model: nn.Module) -> None:
+        """Fail before any compute if the config does not fit the model (bad layer names…)."""
+
+    # -- schedule -------------------------------------------------------------------------
+    def epochs(self) -> int:
+        return self.config.epochs_finetune if self.finetune else self.config.epochs
+
+    def lr(self) -> float:
+        return self.config.lr_finetune if self.finetune else self.config.lr
+
+    def trainable_layers(self, model: nn.Module) -> list[str] | None:
+        """Layer names whose parameters are trained; ``None`` = all parameters."""
+        return None
+
+    # -- training -------------------------------------------------------------------------
+    def prepare(self, model: nn.Module, ctx: Context, resumed: bool) -> None:
+        """Called once before the first (or resumed) epoch."""
+
+    def loss(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: Context
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    def step(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        optimizer: torch.optim.Optimizer,
+        ctx: Context,
+    ) -> float:
+        """One optimisation step on (x, y); returns the batch loss."""
+        loss = self.loss(model, x, y, ctx)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
+
+    def end_epoch(self, model: nn.Module, ctx: Context) -> None:
+        """Called after every epoch's last step, before validation and the checkpoint."""
+
+    # -- evaluation -----------------------------------------------------------------------
+    def attack_loss(self, model: nn.Module) -> LossFn | None:
+        """The loss a white-box attack should maximise (``None`` = cross-entropy)."""
+        return None
+
+    # -- checkpointing --------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """JSON-able state saved with every checkpoint and with the finished run."""
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state` when resuming."""

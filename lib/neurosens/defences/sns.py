@@ -1,0 +1,254 @@
+"""SNS: Sensitive Neuron Stabilizing (paper Section V-C, Eq. 12–13, Algorithm 1) and ablations.
+
+Algorithm 1: sensitive neurons Ω_l (top ``sns_fraction`` = 10% by neuron sensitivity,
+Eq. 1–2) of the selected layers S are computed **once** from the vanilla model on
+training-set ℓ∞ PGD pairs; then, starting from the vanilla model, the top layers are
+fine-tuned (bottom layers frozen) with
+
+    Eq. 12  L_sns(x, x'; θ) = Σ_{l∈S} Σ_{m∈Ω_l} (1/dim(F_l^m(x))) ‖F_l^m(x) − F_l^m(x')‖₁
+    Eq. 13  L = L_adv(x, x', y; θ) + λ · L_sns(x, x'; θ)
+
+L_adv is the PAT loss (clean:adversarial 1:1, :mod:`neurosens.defences.pat`); L_sns is
+averaged over the batch. The activations F_l(x), F_l(x') come from the PAT forward pass
+itself (one pass of [x; x'] with a graph-keeping :class:`~neurosens.probe.Probe`): SNS
+costs no extra forward. VGG-16: conv8–conv13, λ = 5; ResNet-18: l3b2c1–l4b2c2, λ = 6
+(``sns_layers``, ``sns_lambda``). Frozen: every layer before the first selected one (in
+forward order); the selected layers, everything above them and the classifier are trained
+(Fig. 16's "top-k layers"); frozen BatchNorms keep their running statistics.
+
+Ablations (Table III):
+* ``sns_all``: Ω_l = all neurons of the selected layers.
+* ``sns_rand``: a random ``sns_fraction`` of each layer; draw ``sns_rand_draw`` (the paper
+  averages three draws: run 0, 1, 2).
+* ``sns_dyn``: Ω re-selected at the end of every epoch from ``sns_dyn_n`` (200) random
+  training images with the current model.
+Layer-choice sweep (Fig. 16) and λ sweep: override ``sns_layers`` / ``sns_lambda``.
+
+The selection is stored in the run folder as ``sensitive_neurons.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+from torch import nn
+
+from neurosens.defences.base import Context, Method
+from neurosens.defences.pat import pat_forward
+
+__all__ = ["SNS", "SNSAll", "SNSDyn", "SNSRand", "select_sensitive", "sns_loss"]
+
+NEURONS_FILE = "sensitive_neurons.json"
+
+
+def sns_loss(
+    acts: dict[str, torch.Tensor], neurons: dict[str, torch.Tensor], batch: int
+) -> torch.Tensor:
+    """Eq. 12 averaged over the batch.
+
+    Args:
+        acts: ``{layer: (2B, C, H, W)}`` activations of [x; x'] (clean half first), or
+            (2B, C) for a linear/pooled layer.
+        neurons: ``{layer: (k,) int64}`` channel indices Ω_l.
+        batch: B.
+    """
+    total = None
+    for layer, idx in neurons.items():
+        a = acts[layer]
+        a = a.index_select(1, idx.to(a.device))  # (2B, k, H, W) or (2B, k)
+        d = (a[:batch] - a[batch:]).abs()
+        if d.dim() > 2:
+            d = d.flatten(2).mean(2)  # (B, k): ‖ΔF_l^m‖₁ / dim(F_l^m)
+        term = d.sum(1).mean()
+        total = term if total is None else total + term
+    assert total is not None
+    return total
+
+
+def _selection_attack(config: Any):
+    from neurosens.attacks import pgd
+
+    def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return pgd(model, x, y, eps=config.eps_linf, steps=config.pgd_steps, norm="linf")
+
+    return attack
+
+
+def select_sensitive(
+    model: nn.Module, images: Any, config: Any, fraction: float, progress: bool = False
+) -> dict[str, torch.Tensor]:
+    """Ω_l = top-``fraction`` neurons by Eq. 1 under untargeted ℓ∞ PGD (ε = eps_linf, k)."""
+    from neurosens.sensitivity import sensitive_neurons, sensitivity_under_attack
+
+    sens = sensitivity_under_attack(
+        model,
+        images,
+        list(config.sns_layers),
+        _selection_attack(config),
+        batch_size=config.eval_batch_size,
+        progress=progress,
+    )
+    return sensitive_neurons(sens, fraction)
+
+
+def channel_counts(model: nn.Module, config: Any) -> dict[str, int]:
+    """Neurons (channels) per selected layer, from one dummy eval-mode forward."""
+    from neurosens.attacks import eval_mode
+    from neurosens.probe import capture
+
+    x = torch.zeros(1, config.in_channels, config.image_size, config.image_size)
+    dev = next(model.parameters()).device
+    with eval_mode(model):
+        _, acts = capture(model, x.to(dev), list(config.sns_layers))
+    return {k: v.shape[1] for k, v in acts.items()}
+
+
+class SNS(Method):
+    """Eq. 13 fine-tuning from the vanilla model with Ω selected once (Algorithm 1)."""
+
+    name = "sns"
+    finetune = True
+    dynamic = False
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.neurons: dict[str, torch.Tensor] | None = None
+        self.history: list[dict[str, Any]] = []
+
+    # -- validation and freezing ----------------------------------------------------------
+    def check(self, model: nn.Module) -> None:
+        c = self.config
+        valid = list(model.layer_names)
+        bad = [n for n in c.sns_layers if n not in valid]
+        if bad:
+            raise ValueError(
+                f"sns_layers {bad} are not layers of {type(model).__name__}; "
+                f"valid layers: {', '.join(valid)}"
+            )
+        if not c.sns_lambda >= 0:
+            raise ValueError(f"sns_lambda must be ≥ 0, got {c.sns_lambda}")
+        if not 0 < c.sns_fraction <= 1:
+            raise ValueError(f"sns_fraction must lie in (0, 1], got {c.sns_fraction}")
+
+    def trainable_layers(self, model: nn.Module) -> list[str]:
+        names = list(model.layer_names)
+        first = min(names.index(n) for n in self.config.sns_layers)
+        return names[first:]
+
+    # -- selection ------------------------------------------------------------------------
+    def _images(self, n: int, seed: int) -> Any:
+        from neurosens.data import seeded_subset, train_set
+
+        return seeded_subset(train_set(self.config), n, seed)
+
+    def select(self, model: nn.Module, verbose: bool = False) -> dict[str, torch.Tensor]:
+        c = self.config
+        images = self._images(c.sns_select_n, c.seed)
+        return select_sensitive(model, images, c, c.sns_fraction, verbose)
+
+    def prepare(self, model: nn.Module, ctx: Context, resumed: bool) -> None:
+        if self.neurons is None:  # a resumed run restores them from the checkpoint
+            self.neurons = self.select(model, ctx.verbose)
+            self.history.append({"epoch": None, "neurons": _listify(self.neurons)})
+        self.write(ctx)
+
+    def write(self, ctx: Context) -> None:
+        if ctx.run_dir is None:
+            return
+        from neurosens.store import atomic_write_json
+
+        atomic_write_json(ctx.run_dir / NEURONS_FILE, self.record())
+
+    def record(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "method": self.name,
+            "layers": list(c.sns_layers),
+            "fraction": c.sns_fraction,
+            "neurons": _listify(self.neurons or {}),
+            "selected_from": "vanilla model (fine-tuning start)",
+            "selection_images": c.sns_select_n,
+            "selection_attack": f"linf PGD eps={c.eps_linf} k={c.pgd_steps} alpha=eps/sqrt(k)",
+            "history": self.history,
+        }
+
+    # -- training -------------------------------------------------------------------------
+    def loss(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: Context
+    ) -> torch.Tensor:
+        assert self.neurons is not None, "SNS.prepare() selects the neurons first"
+        l_adv, _, acts = pat_forward(model, x, y, ctx, layers=self.neurons.keys())
+        return l_adv + self.config.sns_lambda * sns_loss(acts, self.neurons, len(x))
+
+    # -- checkpointing --------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {"neurons": _listify(self.neurons or {}), "history": self.history}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state.get("neurons"):
+            self.neurons = {
+                k: torch.tensor(v, dtype=torch.long) for k, v in state["neurons"].items()
+            }
+        self.history = list(state.get("history", []))
+
+
+class SNSAll(SNS):
+    """Ablation SNS_all: every neuron of the selected layers (Table III)."""
+
+    name = "sns_all"
+
+    def select(self, model: nn.Module, verbose: bool = False) -> dict[str, torch.Tensor]:
+        return {k: torch.arange(c) for k, c in channel_counts(model, self.config).items()}
+
+
+class SNSRand(SNS):
+    """Ablation SNS_rand: a random ``sns_fraction`` per layer, draw ``sns_rand_draw``."""
+
+    name = "sns_rand"
+
+    def select(self, model: nn.Module, verbose: bool = False) -> dict[str, torch.Tensor]:
+        from neurosens.sensitivity import top_k
+
+        c = self.config
+        g = torch.Generator().manual_seed(_mix(c.seed, c.sns_rand_draw, 7))
+        out = {}
+        for layer, n in channel_counts(model, c).items():  # top-k of random scores: same k
+            out[layer] = top_k(torch.rand(n, generator=g), float(c.sns_fraction))
+        return out
+
+
+class SNSDyn(SNS):
+    """Ablation SNS_dyn: Ω re-selected after every epoch from ``sns_dyn_n`` random images."""
+
+    name = "sns_dyn"
+    dynamic = True
+
+    def end_epoch(self, model: nn.Module, ctx: Context) -> None:
+        if ctx.epoch >= ctx.epochs - 1:  # nothing trains after the last epoch
+            return
+        c = self.config
+        images = self._images(c.sns_dyn_n, _mix(c.seed, ctx.epoch, 11))
+        self.neurons = select_sensitive(model, images, c, c.sns_fraction, progress=False)
+        self.history.append({"epoch": ctx.epoch, "neurons": _listify(self.neurons)})
+        self.write(ctx)
+
+
+def _mix(*ints: int) -> int:
+    """A seed derived from several integers (stable across runs and machines)."""
+    h = 0
+    for i in ints:
+        h = (h * 1_000_003 + int(i)) % (2**63 - 1)
+    return h
+
+
+def _listify(neurons: dict[str, torch.Tensor]) -> dict[str, list[int]]:
+    return {k: [int(i) for i in v.tolist()] for k, v in neurons.items()}
+
+
+def load_neurons(path: Any) -> dict[str, torch.Tensor]:
+    """Read ``sensitive_neurons.json`` back as ``{layer: (k,) int64}``."""
+    with open(path, encoding="utf-8") as f:
+        rec = json.load(f)
+    return {k: torch.tensor(v, dtype=torch.long) for k, v in rec["neurons"].items()}

@@ -1,0 +1,37 @@
+"""Defence training: one resumable loop for every method (:mod:`neurosens.train.loop`).
+
+    >>> from neurosens import resolve                                      # doctest: +SKIP
+    >>> from neurosens.train import get_model, train
+    >>> run_id = train(resolve("cpu", method="pat"), allow_train=True)
+    >>> model = get_model(resolve("cpu", method="sns"))   # load, train if allowed, or fail
+
+Command line: ``python -m neurosens train --profile cpu --method pat --seed 0 --allow-train``.
+"""
+
+from neurosens.train.freeze import freeze_except, set_train_mode, trainable_parameter_names
+from neurosens.train.loop import (
+    CHECKPOINT,
+    get_model,
+    lr_at,
+    prepare_run,
+    seed_everything,
+    train,
+    validate,
+    validation_set,
+    vanilla_config,
+)
+
+__all__ = [
+    "CHECKPOINT",
+    "freeze_except",
+    "get_model",
+    "lr_at",
+    "prepare_run",
+    "seed_everything",
+    "set_train_mode",
+    "train",
+    "trainable_parameter_names",
+    "validate",
+    "validation_set",
+    "vanilla_config",
+]
