@@ -80,14 +80,14 @@ def test_eq11_hand_computed_and_zero_denominator_rule():
 
 
 def _naive(model, x, xa, layers, ratio):
-    """Per example, per layer, two separate forward passes; float64 arithmetic."""
+    """Per example and per layer, from separate forwards of x_i and x'_i; float64 arithmetic."""
     model.eval()
     out = {n: None for n in layers}
     counts = {n: None for n in layers}
-    for i in range(len(x)):
+    for i in range(len(x)):  # separate forwards of x_i and x'_i, one example at a time
+        _, a = capture(model, x[i : i + 1], layers)
+        _, b = capture(model, xa[i : i + 1], layers)
         for name in layers:
-            _, a = capture(model, x[i : i + 1], [name])
-            _, b = capture(model, xa[i : i + 1], [name])
             fa, fb = a[name][0].double(), b[name][0].double()  # (C, H, W)
             fa, fb = fa.reshape(fa.shape[0], -1), fb.reshape(fb.shape[0], -1)
             diff = (fa - fb).abs().sum(1)
@@ -142,9 +142,7 @@ def test_under_attack_matches_precomputed_pairs(vgg_with_stats):
         return fgsm(m, x, y, 0.1)
 
     layers = ["conv2", "relu5", "pool5"]
-    got = sensitivity_under_attack(
-        model, imgs, layers, attack, n=9, batch_size=4, progress=False
-    )
+    got = sensitivity_under_attack(model, imgs, layers, attack, n=9, batch_size=4, progress=False)
     x, y = imgs[slice(0, 9)]
     x_adv = torch.cat([attack(model, x[s : s + 4], y[s : s + 4]) for s in range(0, 9, 4)])
     want = neuron_sensitivity(model, x, x_adv, layers)

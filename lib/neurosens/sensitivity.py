@@ -92,8 +92,11 @@ class SensitivityAccumulator:
         self.counts: dict[str, torch.Tensor] = {}  # Eq. 11: examples with ‖F(x)‖₁ > 0
         self._seen: dict[str, int] = {}
 
-    def update_layer(self, name: str, clean: torch.Tensor, adv: torch.Tensor) -> None:
-        """Add one layer's outputs for B pairs: ``clean``, ``adv`` (B, C, ...) same shape."""
+    def terms(
+        self, name: str, clean: torch.Tensor, adv: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per-example terms of the sum over i: (B, C), and for Eq. 11 the (B, C) mask of
+        examples with ‖F^m(x_i)‖₁ > 0 (None for Eq. 1)."""
         if name not in self.layers:
             raise KeyError(f"layer {name!r} not in this accumulator's layers: {self.layers}")
         if clean.shape != adv.shape:
@@ -101,16 +104,28 @@ class SensitivityAccumulator:
                 f"layer {name!r}: clean {tuple(clean.shape)} and adversarial "
                 f"{tuple(adv.shape)} outputs differ in shape"
             )
-        a, b = _per_neuron(clean.detach()), _per_neuron(adv.detach())
+        a, b = _per_neuron(clean.detach()), _per_neuron(adv.detach())  # (B, C, H·W)
         diff = (a - b).abs_().sum(2)  # (B, C): ‖F^m(x) − F^m(x')‖₁ per example
-        if self.ratio:
-            den = a.abs().sum(2)  # (B, C): ‖F^m(x)‖₁
-            ok = den > 0
-            term = torch.where(ok, diff / torch.where(ok, den, 1.0), 0.0)
-            cnt = ok.sum(0).to(torch.float64)
-            self.counts[name] = self.counts.get(name, 0) + cnt.cpu()
-        else:
-            term = diff / a.shape[2]  # / dim(F^m) = H·W
+        if not self.ratio:
+            return diff / a.shape[2], None  # Eq. 1: / dim(F^m) = H·W
+        den = a.abs().sum(2)  # (B, C): ‖F^m(x)‖₁
+        ok = den > 0
+        return torch.where(ok, diff / torch.where(ok, den, 1.0), 0.0), ok  # Eq. 11
+
+    def add_terms(
+        self,
+        name: str,
+        term: torch.Tensor,
+        ok: torch.Tensor | None,
+        rows: torch.Tensor | None = None,
+    ) -> None:
+        """Add per-example terms from :meth:`terms`, optionally only the ``rows`` (B,) bool."""
+        if rows is not None:
+            term = term[rows]
+            ok = ok[rows] if ok is not None else None
+        if ok is not None:
+            cnt = ok.sum(0).to(torch.float64).cpu()
+            self.counts[name] = self.counts[name] + cnt if name in self.counts else cnt
         s = term.sum(0, dtype=torch.float64).cpu()  # (C,)
         if name in self._sum:
             if self._sum[name].shape != s.shape:
@@ -118,7 +133,11 @@ class SensitivityAccumulator:
             self._sum[name] += s
         else:
             self._sum[name] = s
-        self._seen[name] = self._seen.get(name, 0) + a.shape[0]
+        self._seen[name] = self._seen.get(name, 0) + term.shape[0]
+
+    def update_layer(self, name: str, clean: torch.Tensor, adv: torch.Tensor) -> None:
+        """Add one layer's outputs for B pairs: ``clean``, ``adv`` (B, C, ...) same shape."""
+        self.add_terms(name, *self.terms(name, clean, adv))
 
     def update(
         self, acts_clean: Mapping[str, torch.Tensor], acts_adv: Mapping[str, torch.Tensor]
@@ -151,46 +170,87 @@ class SensitivityAccumulator:
 
 
 class _StreamHooks:
-    """Forward hooks that reduce each layer of a ``cat([x, x'])`` pass inside the hook."""
+    """Forward hooks that reduce each layer of a ``cat([x, x'])`` pass inside the hook.
 
-    def __init__(self, model: nn.Module, acc: SensitivityAccumulator) -> None:
+    Each hook turns its layer's output into (B, C) per-example terms at once, so no
+    activation outlives its layer; the terms are added after the pass, optionally only for
+    the rows selected from the logits (e.g. successful targeted attacks).
+    """
+
+    def __init__(
+        self, model: nn.Module, acc: SensitivityAccumulator, keep: Iterable[str] = ()
+    ) -> None:
         self.acc = acc
-        self.modules = {n: resolve_layer(model, n) for n in acc.layers}
+        self.keep = list(keep)  # layers whose x' outputs run() also returns (small ones)
+        names = list(dict.fromkeys([*acc.layers, *self.keep]))
+        self.modules = {n: resolve_layer(model, n) for n in names}
         self.half = 0
         self.active = False  # only run() passes are measured, not an attack's own forwards
+        self._pending: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self._kept: dict[str, torch.Tensor] = {}
         self._handles: list[Any] = []
 
     def _hook(self, name: str) -> Callable[..., None]:
+        measured = name in self.acc.layers
+        kept = name in self.keep
+
         def hook(_mod: nn.Module, _inp: Any, out: torch.Tensor) -> None:
             if self.active:
                 h = self.half
-                self.acc.update_layer(name, out[:h], out[h : 2 * h])
+                if measured:
+                    self._pending[name] = self.acc.terms(name, out[:h], out[h : 2 * h])
+                if kept:
+                    self._kept[name] = out[h : 2 * h].detach()
 
         return hook
 
     def __enter__(self) -> _StreamHooks:
-        self._handles = [m.register_forward_hook(self._hook(n)) for n, m in self.modules.items()]
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._remove()
+
+    def _remove(self) -> None:
         for h in self._handles:
             h.remove()
         self._handles = []
 
-    def run(self, model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor) -> None:
+    def run(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        x_adv: torch.Tensor,
+        select: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
+        """One pass of cat([x, x']); returns (logits of x' (B, K), kept x' outputs, rows).
+
+        ``select(logits_adv) -> (B,) bool`` keeps only those pairs in the sums.
+        """
         if x.shape != x_adv.shape:
             raise ValueError(
                 f"x {tuple(x.shape)} and x_adv {tuple(x_adv.shape)} must have the same shape"
             )
-        self.half = x.shape[0]
+        self.half = h = x.shape[0]
         model.eval()  # in case an attack left it in train mode; the caller restores modes
+        self._pending, self._kept = {}, {}
+        # hooks exist only during this pass, so an attack's forwards run hook-free
+        self._handles = [m.register_forward_hook(self._hook(n)) for n, m in self.modules.items()]
         self.active = True
         try:
             with torch.no_grad():
-                model(torch.cat([x, x_adv]))
+                logits = model(torch.cat([x, x_adv]))
         finally:
             self.active = False
-        self.acc.n += x.shape[0]
+            self._remove()
+        logits_adv = logits[h : 2 * h]
+        rows = select(logits_adv) if select is not None else None
+        for name in self.acc.layers:
+            if name not in self._pending:
+                raise RuntimeError(f"layer {name!r} was not reached by the forward pass")
+            self.acc.add_terms(name, *self._pending[name], rows=rows)
+        self.acc.n += h if rows is None else int(rows.sum())
+        self._pending = {}
+        return logits_adv, self._kept, rows
 
 
 def neuron_sensitivity(
@@ -268,7 +328,7 @@ def sensitivity_under_attack(
         for s in range(0, total, batch_size):
             xb, yb = images[slice(s, min(s + batch_size, total))]
             xb, yb = xb.to(dev), yb.to(dev)
-            x_adv = attack(model, xb, yb).detach()  # (B, C, H, W); hooks inactive here
+            x_adv = attack(model, xb, yb).detach()  # (B, C, H, W); no hooks during attacks
             hooks.run(model, xb, x_adv)
             bar.update(len(xb))
     bar.close()
