@@ -45,7 +45,8 @@ def footer(run_ids: Iterable[str], started: float | None = None) -> Any:
 
     store = ArtifactStore()
     prov = provenance()
-    lines = ["---", "**Provenance.**"]
+    # no "---" rule: a transition inside a cell output crashes docutils (Sphinx build)
+    lines = ["**Provenance.**"]
     for rid in run_ids:
         try:
             rec = store.record(rid)

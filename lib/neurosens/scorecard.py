@@ -8,6 +8,7 @@ and writes ``book/scorecard.md``; nothing on that page is typed by hand.
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 from typing import Any
@@ -51,12 +52,28 @@ def _glued(nb_path: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for cell in nb.get("cells", []):
         for o in cell.get("outputs", []):
-            key = o.get("metadata", {}).get("scrapbook", {}).get("name")
-            if key and "application/json" in o.get("data", {}):
-                out[key] = o["data"]["application/json"]
-            elif key and "text/plain" in o.get("data", {}):
-                out[key] = "".join(o["data"]["text/plain"])
+            scrap = o.get("metadata", {}).get("scrapbook", {})
+            key = scrap.get("name")
+            # glue(..., display=False) prefixes every mime type with its mime_prefix
+            # ("application/papermill.record/"): strip it before looking the types up
+            prefix = scrap.get("mime_prefix", "")
+            data = {k.removeprefix(prefix): v for k, v in o.get("data", {}).items()}
+            if key and "application/json" in data:
+                out[key] = data["application/json"]
+            elif key and "text/plain" in data:
+                out[key] = "".join(data["text/plain"])
     return out
+
+
+def _record(val: Any) -> dict[str, Any]:
+    """A glued claim record: a dict, its JSON, or its Python repr (IPython's text/plain)."""
+    if isinstance(val, dict):
+        return val
+    text = str(val).strip()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return ast.literal_eval(text)
 
 
 def collect_claims(book_dir: Path | None = None) -> dict[str, dict[str, Any]]:
@@ -65,7 +82,7 @@ def collect_claims(book_dir: Path | None = None) -> dict[str, dict[str, Any]]:
     for nb in sorted(book_dir.glob("[0-9][0-9]-*.ipynb")):
         for key, val in _glued(nb).items():
             if key.startswith("claim_"):
-                rec = val if isinstance(val, dict) else json.loads(str(val).strip("'\""))
+                rec = _record(val)
                 found[key.removeprefix("claim_")] = {**rec, "notebook": nb.name}
     return found
 

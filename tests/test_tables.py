@@ -1,0 +1,262 @@
+"""Results tables: summaries, paired McNemar tests and verdicts on hand-made flags."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neurosens import tables
+from neurosens.attacks import AttackError, make_spec
+from neurosens.config import ConfigError, resolve
+from neurosens.evaluate import EvalResult
+from neurosens.stats import wilson
+
+
+def flags(n_true: int, n: int) -> np.ndarray:
+    return np.array([True] * n_true + [False] * (n - n_true))
+
+
+def row(method: str, rep: int, attack: str, f) -> dict:
+    f = np.asarray(f, dtype=bool)
+    return {
+        "method": method,
+        "rep": rep,
+        "attack": attack,
+        "name": attack,
+        "key": attack,
+        "n": len(f),
+        "correct": int(f.sum()),
+        "accuracy": float(f.mean()),
+        "flags": f,
+    }
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    # PAT: 5/10 and 7/10 clean over two seeds; SNS: 8/10 both seeds
+    return pd.DataFrame(
+        [
+            row("pat", 0, "clean", flags(5, 10)),
+            row("pat", 1, "clean", flags(7, 10)),
+            row("sns", 0, "clean", flags(8, 10)),
+            row("sns", 1, "clean", flags(8, 10)),
+        ]
+    )
+
+
+# -- summaries -------------------------------------------------------------------------------
+
+
+def test_summarize_mean_std_wilson_paper(frame):
+    s = tables.summarize(frame).set_index(["method", "attack"])
+    pat = s.loc[("pat", "clean")]
+    assert pat["mean"] == pytest.approx(0.6)
+    assert pat["std"] == pytest.approx(np.sqrt(0.02))  # (0.1² + 0.1²) / (2 − 1)
+    assert (pat["reps"], pat["n"]) == (2, 10)
+    assert (pat["wilson_lo"], pat["wilson_hi"]) == pytest.approx(wilson(6, 10))
+    assert pat["paper"] == pytest.approx(0.851)  # Table III, PAT clean
+    assert s.loc[("sns", "clean"), "std"] == 0.0
+
+
+def test_table3_strings(frame):
+    t = tables.table3(tables.summarize(frame), ["clean"], ["pat", "sns"])
+    assert list(t.index) == ["PAT", "SNS"]
+    assert t.loc["PAT", ("clean (N=10)", "ours")] == "60.0 ± 14.1"
+    assert t.loc["SNS", ("clean (N=10)", "paper")] == "86.0"
+    single = tables.table3(tables.summarize(frame[frame["rep"] == 0]), ["clean"], ["pat"])
+    assert single.iloc[0, 0] == "50.0"  # one rep: no ±
+
+
+def test_intervals_and_value(frame):
+    s = tables.summarize(frame)
+    lo, hi = wilson(8, 10)
+    assert tables.intervals(s, ["clean"], ["sns"]).iloc[0, 0] == (
+        f"80.0 [{100 * lo:.1f}, {100 * hi:.1f}]"
+    )
+    assert tables.value(s, "pat", "clean") == pytest.approx(0.6)
+    with pytest.raises(KeyError):
+        tables.value(s, "alp", "clean")
+
+
+# -- paired tests ----------------------------------------------------------------------------
+
+
+def test_paired_per_rep_and_pooled_mcnemar():
+    # each seed: A right and B wrong on 5 images, both right on 5 → per-seed p = 2·0.5⁵
+    a = flags(10, 10)
+    b = np.array([False] * 5 + [True] * 5)
+    df = pd.DataFrame(
+        [row("sns", s, "pgd", a) for s in (0, 1)] + [row("pat", s, "pgd", b) for s in (0, 1)]
+    )
+    p = tables.paired(df, "sns", "pat", ["pgd"])
+    per = p[p["rep"] != "pooled"]
+    assert list(per["rep"]) == [0, 1]
+    assert (per["only_a"] == 5).all() and (per["only_b"] == 0).all()
+    assert per["p_value"].to_numpy() == pytest.approx([2 * 0.5**5] * 2)
+    assert (per["outcome"] == "n.s.").all()  # 0.0625 ≥ 0.05
+    q = tables.pooled(p).loc["pgd"]
+    assert (q["only_a"], q["only_b"]) == (10, 0)
+    assert q["p_value"] == pytest.approx(2 * 0.5**10)  # pooled discordants: Binomial(10, ½)
+    assert q["outcome"] == "better" and q["diff"] == pytest.approx(0.5)
+    assert q["diff_lo"] > 0  # every discordant pair favours A
+
+
+def test_paired_direction_and_missing():
+    df = pd.DataFrame([row("a", 0, "x", flags(0, 20)), row("b", 0, "x", flags(20, 20))])
+    q = tables.pooled(tables.paired(df, "a", "b")).loc["x"]
+    assert q["outcome"] == "worse" and q["diff"] == pytest.approx(-1.0)
+    with pytest.raises(KeyError):
+        tables.paired(df, "a", "zzz")
+    with pytest.raises(ValueError):
+        tables.paired(df, "a", "b", match="nearest")
+
+
+def test_paired_match_all_pairs_every_draw():
+    df = pd.DataFrame(
+        [row("pat", 0, "x", flags(6, 10))] + [row("rand", d, "x", flags(4, 10)) for d in range(3)]
+    )
+    by_value = tables.paired(df, "pat", "rand", ["x"])
+    assert len(by_value) == 2  # only draw 0 shares rep 0 with PAT, plus the pooled row
+    p = tables.paired(df, "pat", "rand", ["x"], match="all")
+    assert list(p["rep"]) == ["0/0", "0/1", "0/2", "pooled"]
+    q = tables.pooled(p).loc["x"]
+    assert (q["only_a"], q["only_b"], q["n"]) == (6, 0, 30)
+
+
+def test_paired_diff_ci():
+    assert tables.paired_diff_ci(np.zeros(50)) == (0.0, 0.0)
+    d = np.array([1.0] * 50 + [-1.0] * 50)
+    lo, hi = tables.paired_diff_ci(d)
+    assert lo < 0 < hi and lo == pytest.approx(-hi, abs=0.03)
+    assert hi == pytest.approx(1.96 * np.sqrt(1 / 100), abs=0.04)  # sd of mean(d) = 0.1
+
+
+# -- verdicts --------------------------------------------------------------------------------
+
+
+def pooled_frame(outcomes, diffs=None) -> pd.DataFrame:
+    diffs = diffs or [{"better": 0.1, "worse": -0.1, "n.s.": 0.0}[o] for o in outcomes]
+    return pd.DataFrame(
+        {
+            "attack": [f"a{i}" for i in range(len(outcomes))],
+            "rep": "pooled",
+            "outcome": outcomes,
+            "diff": diffs,
+        }
+    )
+
+
+def test_verdict_beats_rules():
+    win = pooled_frame(["better"] * 3)
+    assert tables.verdict_beats({"x": win, "y": win}).verdict == "holds"
+    mixed = pooled_frame(["better", "better", "worse"])
+    assert tables.verdict_beats({"x": mixed}).verdict == "partly"
+    even = pooled_frame(["better", "worse", "n.s."])
+    assert tables.verdict_beats({"x": even}).verdict == "does not hold"
+    v = tables.verdict_beats({"SNS vs PAT": pooled_frame(["n.s."] * 2)})
+    assert v.verdict == "does not hold"
+    assert v.ours == "SNS vs PAT: better 0, worse 0, n.s. 2 of 2"
+
+
+def test_verdict_at_least_rules():
+    assert tables.verdict_at_least({"x": pooled_frame(["better", "n.s."])}).verdict == "holds"
+    no_win = pooled_frame(["n.s.", "n.s."])
+    assert tables.verdict_at_least({"x": no_win}).verdict == "partly"
+    below = pooled_frame(["better", "n.s."], diffs=[0.1, -0.01])
+    assert tables.verdict_at_least({"x": below}).verdict == "partly"
+    lost = pooled_frame(["worse", "n.s."])
+    assert tables.verdict_at_least({"x": lost}).verdict == "does not hold"
+
+
+def test_verdict_equivalent():
+    same = flags(60, 100)
+    df = pd.DataFrame([row("dyn", 0, "x", same), row("sns", 0, "x", same)])
+    assert tables.verdict_equivalent(tables.paired(df, "dyn", "sns")).verdict == "holds"
+    far = pd.DataFrame([row("dyn", 0, "x", flags(20, 100)), row("sns", 0, "x", flags(60, 100))])
+    v = tables.verdict_equivalent(tables.paired(far, "dyn", "sns"), margin=0.02)
+    assert v.verdict == "does not hold"
+    # 2 discordant images out of 100 in opposite directions: interval wider than ±1 point
+    a = np.array([True, False] + [True] * 98)
+    b = np.array([False, True] + [True] * 98)
+    near = pd.DataFrame([row("dyn", 0, "x", a), row("sns", 0, "x", b)])
+    assert tables.verdict_equivalent(tables.paired(near, "dyn", "sns"), 0.01).verdict == "partly"
+
+
+def sens_frame(a_vals, b_vals, layers) -> pd.DataFrame:
+    rows = []
+    for m, vals in (("sns", a_vals), ("pat", b_vals)):
+        for layer, v in zip(layers, vals, strict=True):
+            rows += [
+                {"method": m, "rep": 0, "layer": layer, "neuron": i, "sigma": v} for i in (0, 1)
+            ]
+    return pd.DataFrame(rows)
+
+
+def test_verdict_lower_sign_test():
+    layers = [f"conv{i}" for i in range(8, 14)]
+    v, d = tables.verdict_lower(sens_frame([1] * 6, [2] * 6, layers), "sns", "pat", layers)
+    assert v.verdict == "holds"  # 6 of 6 below: one-sided p = 0.5⁶ = 0.0156
+    assert d["ratio"].tolist() == pytest.approx([0.5] * 6)
+    v, _ = tables.verdict_lower(sens_frame([1] * 3, [2] * 3, layers[:3]), "sns", "pat", layers[:3])
+    assert v.verdict == "does not hold"  # p = 0.125
+    v, _ = tables.verdict_lower(sens_frame([3] * 6, [2] * 6, layers), "sns", "pat", layers)
+    assert v.verdict == "does not hold"
+
+
+def test_layer_means_order():
+    # cached profiles come back with sorted keys (conv10 before conv2): forward order again
+    f = sens_frame([1, 2, 3], [3, 4, 5], ["conv10", "conv2", "conv9"])
+    m = tables.layer_means(f)
+    assert m[m["method"] == "sns"]["layer"].tolist() == ["conv2", "conv9", "conv10"]
+    assert m[m["method"] == "sns"]["sigma"].tolist() == [2, 3, 1]
+
+
+# -- evaluation results, validation, paper -------------------------------------------------------
+
+
+def test_tidy_and_warnings_from_eval_results():
+    cfg = resolve("smoke")
+    clean, fgsm = make_spec("clean", cfg), make_spec("fgsm", cfg)
+    f_clean, f_fgsm = flags(3, 4), flags(1, 4)
+    res = EvalResult(
+        pd.DataFrame(),
+        {clean.key: f_clean, fgsm.key: f_fgsm, "worst": f_fgsm},
+        [clean, fgsm],
+        warnings=["black_beats_white: spsa (1%) is stronger"],
+    )
+    df = tables.tidy({("pat", 2): res})
+    assert df["attack"].tolist() == ["clean", "fgsm", "worst"]
+    assert df["accuracy"].tolist() == [0.75, 0.25, 0.25]
+    assert (df["rep"] == 2).all() and df["key"].iloc[1] == fgsm.key
+    w = tables.warnings_frame({("pat", 2): res})
+    assert w.iloc[0]["check"] == "black_beats_white" and w.iloc[0]["method"] == "pat"
+    assert tables.warnings_frame({}).empty
+
+
+def test_check_attacks_and_parameters():
+    cfg = resolve("smoke")
+    assert tables.check_attacks(cfg, ["fgsm", "clean", "fgsm"]) == ["clean", "fgsm"]
+    with pytest.raises(AttackError, match="Valid attacks"):
+        tables.check_attacks(cfg, ["pgd"])
+    assert tables.check_attacks(cfg, '["pgd_linf"]') == ["clean", "pgd_linf"]  # papermill -p
+    assert tables.check_attacks(cfg, "fgsm,cw") == ["clean", "fgsm", "cw"]
+    with pytest.raises(AttackError, match="Valid attacks"):
+        tables.check_attacks(cfg, '["pgd"]')
+    with pytest.raises(AttackError):
+        tables.check_attacks(cfg, [])
+    assert tables.check_subset("k", "[3]", (3, 6)) == [3]
+    assert tables.check_subset("k", None, (3, 6)) == [3, 6]
+    with pytest.raises(ConfigError, match="subset"):
+        tables.check_subset("k", [4], (3, 6))
+    with pytest.raises(ConfigError, match="alp"):
+        tables.require("methods", ["pat", "sns"], ["alp"])
+
+
+def test_paper_comparisons():
+    cols = list(tables.TABLE3_ATTACKS)
+    assert tables.paper_comparison("sns", ["pat"], cols).startswith("SNS > PAT in 7/7")
+    s = tables.paper_comparison("sns_rand", ["pat"], cols, worse=True)
+    assert s.startswith("SNS_rand < PAT in 3/7")  # clean, ℓ∞ PGD, FGSM
+    assert tables.paper_gap("sns_dyn", "sns", cols) == pytest.approx(0.7)
+    assert tables.label("pgd_linf") == "ℓ∞ PGD" and tables.label("xyz") == "xyz"
