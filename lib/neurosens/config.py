@@ -35,6 +35,7 @@ EVAL_FIELDS = frozenset(
         "spsa_samples", "spsa_steps", "spsa_lr", "spsa_delta",
         "nattack_samples", "nattack_sigma", "nattack_lr", "nattack_steps",
         "n_eval", "n_eval_cw", "n_eval_aa", "n_eval_blackbox", "eval_batch_size",
+        "aa_attacks", "square_queries",
     }
 )  # fmt: skip
 
@@ -164,6 +165,10 @@ class Config:
     nattack_sigma: float = _f(0.1, _float(0.0, 10.0, lo_open=True), "NAttack search σ (σ²=0.01)")
     nattack_lr: float = _f(0.008, _float(0.0, 10.0, lo_open=True), "NAttack learning rate η")
     nattack_steps: int = _f(100, _int(1), "NAttack iterations T")
+    aa_attacks: tuple[str, ...] = _f(
+        (), _strs(), "AutoAttack components (empty = the standard version)"
+    )
+    square_queries: int = _f(5000, _int(1), "Square attack query budget")
     # -- defences --------------------------------------------------------------------------
     alp_weight: float = _f(0.5, _float(0.0, 100.0), "ALP logit-pairing weight")
     sns_layers: tuple[str, ...] = _f(
@@ -215,6 +220,12 @@ class Config:
         if len(phases) != 1:
             raise ConfigError(
                 "config fields 'anp_eps', 'anp_alpha', 'anp_pro_num' differ in length"
+            )
+        aa_valid = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
+        if any(a not in aa_valid for a in self.aa_attacks):
+            raise ConfigError(
+                f"config field 'aa_attacks' = {self.aa_attacks!r} is invalid: expected a tuple "
+                f"of {', '.join(aa_valid)} (empty = AutoAttack standard)"
             )
         if len(self.noise_sigmas) != 5:
             raise ConfigError("config field 'noise_sigmas' needs 5 severities")

@@ -56,6 +56,18 @@ def _fail(msg: str) -> None:
     raise ConfigError(msg)
 
 
+def _literal(name: str, value: Any) -> Any:
+    """papermill's ``-p seeds "[0]"`` passes the text ``"[0]"``: read it as a literal."""
+    if not isinstance(value, str):
+        return value
+    import ast
+
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        _fail(f"{name} must be a Python literal (e.g. [0, 1]), got the text {value!r}")
+
+
 def setup(
     profile: str = "cpu",
     seeds: Iterable[int] = (0,),
@@ -67,6 +79,12 @@ def setup(
     """Validate notebook parameters and open a session (see module docstring)."""
     if profile not in PROFILES:
         _fail(f"unknown profile {profile!r}: valid profiles are {', '.join(PROFILES)}")
+    seeds = _literal("seeds", seeds)
+    overrides = _literal("overrides", overrides)
+    methods = _literal("methods", methods)
+    layers = _literal("layers", layers)
+    if isinstance(seeds, int):
+        seeds = [seeds]
     seeds = tuple(seeds)
     if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         _fail(f"seeds must be a non-empty list of integers ≥ 0, got {list(seeds)}")

@@ -95,6 +95,8 @@ def _smoke() -> dict[str, Any]:
         spsa_steps=5,
         nattack_samples=32,
         nattack_steps=5,
+        aa_attacks=("apgd-ce",),
+        square_queries=100,
     )
     return d
 

@@ -47,6 +47,7 @@ def autoattack(
     version: str = "standard",
     seed: int = 0,
     batch_size: int = 500,
+    attacks: list[str] | None = None,
 ) -> torch.Tensor:
     """AutoAttack (Croce & Hein 2020) at radius ``eps``.
 
@@ -59,6 +60,7 @@ def autoattack(
         version: ``"standard"`` (default), ``"plus"`` or ``"rand"``.
         seed: seed of every random restart (default 0).
         batch_size: images per attack batch (default 500).
+        attacks: with ``version="custom"``, the attacks to run (e.g. ``["apgd-ce"]``).
     """
     from pyautoattack import AutoAttack
 
@@ -67,8 +69,9 @@ def autoattack(
     dev = _device(model, x)
     logging.getLogger("auto-attack").setLevel(logging.WARNING)
     with eval_mode(model), torch.random.fork_rng(devices=_rng_devices(dev)):
+        extra = {"attacks": list(attacks)} if version == "custom" and attacks else {}
         aa = AutoAttack(
-            model, norm=_AA_NORMS[norm], eps=eps, version=version, seed=seed, device=dev
+            model, norm=_AA_NORMS[norm], eps=eps, version=version, seed=seed, device=dev, **extra
         )
         x_adv, _ = aa.run_standard_evaluation(x.to(dev), y.to(dev), batch_size=batch_size)
     return x_adv.detach().clamp_(0, 1)

@@ -267,12 +267,14 @@ def make_spec(name: str, config: Config) -> AttackSpec:
         }
         return AttackSpec("nattack", "black", "linf", c.eps_linf, params, c.n_eval_blackbox)
     if name == "square":
-        params = {"eps": c.eps_linf, "norm": "linf", "n_queries": 5000, "p_init": 0.8}
+        params = {"eps": c.eps_linf, "norm": "linf", "n_queries": c.square_queries, "p_init": 0.8}
         return AttackSpec("square", "black", "linf", c.eps_linf, params, c.n_eval_aa)
     if name in ("autoattack", "autoattack_l2"):
         norm = "l2" if name == "autoattack_l2" else "linf"
         eps = c.eps_l2 if norm == "l2" else c.eps_linf
         params = {"eps": eps, "norm": norm, "version": "standard"}
+        if c.aa_attacks:  # a reduced ensemble (smoke profile); the label says so
+            params = {**params, "version": "custom", "attacks": list(c.aa_attacks)}
         return AttackSpec(name, "ensemble", norm, eps, params, c.n_eval_aa)
     if name in {f"gauss{s}" for s in range(1, 6)}:
         from neurosens.attacks.noise import severity_sigma
