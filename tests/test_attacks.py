@@ -318,7 +318,7 @@ def test_noise_severities_come_from_the_config():
 
 
 def test_registry_builds_paper_settings_from_config():
-    cfg = resolve("cpu")
+    cfg = resolve("paper")  # the paper's own settings
     specs = {s.name: s for s in attack_suite(cfg, ATTACK_NAMES)}
     assert set(specs) == set(ATTACK_NAMES)
     assert specs["pgd_linf"].eps == cfg.eps_linf and specs["pgd_linf"].params["steps"] == 10
