@@ -91,3 +91,13 @@ def test_eval_fields_do_not_change_run_id():
     a = resolve("cpu", method="pat")
     assert a.replace(n_eval_blackbox=7, spsa_samples=64, eps_l2=1.0).run_id == a.run_id
     assert a.replace(eps_linf=0.2).run_id != a.run_id  # the training threat model does
+
+
+def test_with_current_eval_takes_profile_eval_settings_only():
+    old = resolve("cpu", method="pat", n_eval_cw=1000, spsa_samples=512)
+    new = old.with_current_eval()
+    assert (
+        new.n_eval_cw == resolve("cpu").n_eval_cw
+        and new.spsa_samples == resolve("cpu").spsa_samples
+    )
+    assert new.run_id == old.run_id and new.method == "pat"

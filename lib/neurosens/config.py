@@ -255,6 +255,20 @@ class Config:
         """Readable name plus config hash, e.g. ``vgg16-cpu-pat-s0-1a2b3c4d``."""
         return f"{self.run_name}-{self.hash}"
 
+    def with_current_eval(self) -> Config:
+        """This config with the evaluation settings of its profile as defined *now*.
+
+        Stored artifacts keep the evaluation settings they were trained with; evaluation
+        budgets may change later without retraining (they are not part of the run hash).
+        """
+        from neurosens.profiles import profile_defaults
+
+        d = profile_defaults(self.profile)
+        return self.replace(
+            **{k: d[k] for k in EVAL_FIELDS if k in d}
+            | {k: getattr(Config(**d), k) for k in EVAL_FIELDS if k not in d}
+        )
+
     def replace(self, **changes: Any) -> Config:
         check_fields(changes)
         return dataclasses.replace(self, **changes)

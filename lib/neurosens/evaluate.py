@@ -357,13 +357,13 @@ def _resolve_model(
 
         store = store or ArtifactStore()
         run_id = store.find(model)
-        config = config or store.load_config(run_id)
+        config = config or store.load_config(run_id).with_current_eval()
         model = store.load_model(run_id)
     elif run_id is not None:
         from neurosens.store import ArtifactStore
 
         store = store or ArtifactStore()
-        config = config or store.load_config(run_id)
+        config = config or store.load_config(run_id).with_current_eval()
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module or a run id, got {type(model).__name__}")
     return model, config, run_id, store
