@@ -1,0 +1,283 @@
+"""Unit tests of neurosens.analyses: sizes, flag packing, pair statistics, the cached
+session analyses on a tiny stored model, and every verdict rule on hand-made data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from neurosens import analyses
+from neurosens.config import resolve
+from neurosens.data import synthetic
+from neurosens.sensitivity import neuron_sensitivity
+
+TINY = (4,) * 13
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run faster on one thread, and two threads on a busy 2-core machine
+    spin-wait on every op (×50 slower)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# -- sizes and helpers ------------------------------------------------------------------------
+
+
+def test_n_for_profiles_and_overrides():
+    cpu, smoke, paper = resolve("cpu"), resolve("smoke"), resolve("paper")
+    assert analyses.n_for("sensitivity", cpu) == 2000
+    assert analyses.n_for("suppression", smoke) == 32
+    assert analyses.n_for("targets", paper) == paper.n_eval  # no budget: the whole eval set
+    assert analyses.n_for("table1", smoke) <= smoke.n_eval
+    assert analyses.n_for("sensitivity", cpu, 7) == 7
+    assert analyses.n_for("n_perm", paper) == 1000
+    with pytest.raises(KeyError, match="valid kinds"):
+        analyses.n_for("nope", cpu)
+    with pytest.raises(ValueError, match="≥ 1"):
+        analyses.n_for("ratio", cpu, 0)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 33])
+def test_pack_unpack_roundtrip(n):
+    rng = np.random.default_rng(n)
+    f = rng.random(n) > 0.5
+    s = analyses.pack_flags(f)
+    assert len(s) == 2 * ((n + 7) // 8)
+    np.testing.assert_array_equal(analyses.unpack_flags(s, n), f)
+
+
+def test_rank_and_groups():
+    sigma = [0.1, 0.5, float("nan"), 0.3, 0.5, 0.0, 0.2, 0.4]
+    assert analyses.rank_neurons(sigma) == [1, 4, 7, 3, 6, 0, 5, 2]  # NaN last, ties by index
+    g = analyses.neuron_groups(sigma, 0.25)
+    assert g == {"sensitive": [1, 4], "vanilla": [2, 5]}
+    assert len(analyses.neuron_groups(sigma, 0.01)["sensitive"]) == 2  # minimum of 2
+    with pytest.raises(ValueError, match="disjoint"):
+        analyses.neuron_groups(sigma, 0.6)
+
+
+def test_pair_statistics_matches_eq1_and_eq11(tiny_vgg):
+    images = synthetic(n=12, seed=1)
+    shift = 0.05
+
+    def attack(_m, x, _y):
+        return (x + shift).clamp(0, 1)
+
+    layers = ["conv1", "relu1", "conv13", "pool5"]
+    res = analyses.pair_statistics(tiny_vgg, images, layers, attack, batch_size=5)
+    x, _ = images[slice(0, 12)]
+    ref = neuron_sensitivity(tiny_vgg, x, attack(None, x, None), layers)
+    ref_r = neuron_sensitivity(tiny_vgg, x, attack(None, x, None), layers, ratio=True)
+    for layer in layers:
+        torch.testing.assert_close(res["sigma"][layer], ref[layer])
+        torch.testing.assert_close(res["ratio"][layer], ref_r[layer], equal_nan=True)
+    same = analyses.pair_statistics(tiny_vgg, images, ["conv1"], lambda m, x, y: x)
+    assert torch.all(same["sigma"]["conv1"] == 0)
+
+
+# -- cached analyses on a stored tiny model ---------------------------------------------------
+
+
+@pytest.fixture
+def session(artifacts):
+    from neurosens.models import build_model
+    from neurosens.notebook import Session
+    from neurosens.store import ArtifactStore
+
+    cfg = resolve("smoke", widths=TINY, n_eval=16, eval_batch_size=8)
+    store = ArtifactStore()
+    torch.manual_seed(0)
+    for method in ("vanilla", "pat"):
+        c = cfg.replace(method=method)
+        store.save_run(c, build_model(c).eval())
+    return Session(config=cfg, seeds=(0,), n_examples=16)
+
+
+def test_sensitivity_profile_is_cached(session, artifacts, capsys):
+    layers = ["conv1", "conv13"]
+    a = analyses.sensitivity_profile(session, "vanilla", 0, layers, n=4)
+    assert "computing" in capsys.readouterr().out
+    files = list(artifacts.glob("*vanilla*/analysis/sensitivity-*.json"))
+    assert len(files) == 1
+    b = analyses.sensitivity_profile(session, "vanilla", 0, layers, n=4)
+    assert "hit" in capsys.readouterr().out
+    assert a == b and len(a["conv1"]) == 4 and all(v >= 0 for v in a["conv13"])
+    c = analyses.sensitivity_profile(session, "vanilla", 0, layers, n=4, eps=0.01)
+    assert c != a  # ε is part of the key
+    assert len(list(artifacts.glob("*vanilla*/analysis/sensitivity-*.json"))) == 2
+    assert session.used  # the footer knows which runs were used
+
+
+def test_suppression_flags_shapes_and_identity_at_beta_one(session):
+    df = analyses.suppression_flags(
+        session, 0, ["conv13"], [1.0, 0.0], n=4, n_select=4, draws=2, fraction=0.25
+    )
+    assert set(df["group"]) == {"sensitive", "random"}
+    assert len(df) == 2 * (1 + 2) * 5  # β × (A + draws) × attacks
+    one = df[df["beta"] == 1.0]
+    for _, g in one.groupby("attack"):
+        assert g["flags"].nunique() == 1  # β = 1 is the same model for every group
+    for r in df.itertuples():
+        assert analyses.unpack_flags(r.flags, 4).mean() == pytest.approx(r.accuracy)
+    s = analyses.suppression_summary(df)
+    assert set(s["model"]) == {"A: sensitive × β", "B: random × β"}
+    assert s["accuracy"].between(0, 100).all()
+
+
+def test_ratio_sweep_rows(session):
+    layers = ["conv13", "relu13"]
+    df = analyses.collect_ratio(
+        session, {"vanilla": "Vanilla"}, [0], layers, n=4, eps_paper=[8], severities=[1]
+    )
+    assert len(df) == (1 + 1) * len(layers)
+    assert set(df["attack"]) == {"pgd", "gaussian"}
+    assert (df["model"] == "Vanilla").all() and (df["seed"] == 0).all()
+    assert (df[["ratio_all", "sigma_mean"]].dropna() >= 0).all().all()
+
+
+# -- verdict rules on hand-made data ---------------------------------------------------------
+
+
+def _sens(scale: dict[str, float], seeds=(0, 1)):
+    rng = np.random.default_rng(0)
+    out = {}
+    for s in seeds:
+        out[("Vanilla", s)] = {layer: list(rng.uniform(1, 2, 32)) for layer in scale}
+        out[("PAT", s)] = {layer: list(rng.uniform(1, 2, 32) * f) for layer, f in scale.items()}
+    return out
+
+
+def test_c6_verdict():
+    layers = ["conv1", "conv2", "conv3"]
+    _, c = analyses.c6_verdict(_sens(dict.fromkeys(layers, 0.3)), layers)
+    assert c.verdict == "holds"
+    t, c = analyses.c6_verdict(_sens({"conv1": 0.3, "conv2": 0.3, "conv3": 1.5}), layers)
+    assert c.verdict == "partly" and t["lower"].tolist() == [True, True, False]
+    _, c = analyses.c6_verdict(_sens(dict.fromkeys(layers, 1.0)), layers)
+    assert c.verdict == "does not hold"
+
+
+def test_table1_summary_has_paper_columns():
+    settings = ["clean", "pgd_eps2", "pgd_eps4", "pgd_eps6", "pgd_eps8"] + [
+        f"gauss_s{s}" for s in range(1, 6)
+    ]
+    rows = [
+        dict(method=m, seed=s, setting=k, accuracy=50.0 + s, n=10)
+        for m in ("vanilla", "pat")
+        for s in (0, 2)
+        for k in settings
+    ]
+    t = analyses.table1_summary(pd.DataFrame(rows), {"vanilla": "Vanilla", "pat": "PAT"})
+    assert list(t.columns) == ["Vanilla ours", "Vanilla paper", "PAT ours", "PAT paper"]
+    assert t.loc["clean", "Vanilla ours"] == "51.0 ± 1.4"
+    assert t.loc["pgd_eps8", "PAT paper"] == "37.2"
+
+
+def _imp(values, null_hi=0.2):
+    return pd.DataFrame(
+        dict(
+            spearman=values, spearman_null_hi=null_hi, lev_ratio=values, lev_ratio_null_hi=null_hi,
+            lev_paper=np.asarray(values) + 0.5, lev_paper_null_hi=0.55, lev_ratio_null_mean=0.1,
+        )
+    )  # fmt: skip
+
+
+def test_c1_c2_verdicts():
+    c1, c2 = analyses.c1_c2_verdicts(_imp([0.5] * 10), 10)
+    assert (c1.verdict, c2.verdict) == ("holds", "holds")
+    c1, _ = analyses.c1_c2_verdicts(_imp([0.5] * 9), 10)  # one class never reached
+    assert c1.verdict == "partly"
+    c1, _ = analyses.c1_c2_verdicts(_imp([0.1] * 10), 10)
+    assert c1.verdict == "does not hold"
+
+
+def _depth(values, null):
+    d = pd.DataFrame({"layer": [f"conv{i}" for i in range(1, 14)], "depth": range(1, 14)})
+    for m in ("total_jaccard", "avg_lev_ratio", "avg_lev_paper"):
+        d[m] = values
+        d[f"{m}_null_mean"] = null
+    return d
+
+
+def test_c4_verdict():
+    falling = np.linspace(0.9, 0.1, 13)
+    _, c = analyses.c4_verdict(_depth(falling, 0.05))
+    assert c.verdict == "holds"
+    _, c = analyses.c4_verdict(_depth(falling, falling - 0.01))  # only chance falls
+    assert c.verdict == "partly"
+    _, c = analyses.c4_verdict(_depth(falling[::-1], 0.05))
+    assert c.verdict == "does not hold"
+
+
+def test_c3_verdict():
+    df = pd.DataFrame(
+        dict(group=["sensitive"] * 4 + ["vanilla"] * 4, neuron=range(8),
+             iou=[0.1, 0.15, 0.2, 0.12, 0.8, 0.85, 0.9, 0.75])
+    )  # fmt: skip
+    res, c = analyses.c3_verdict(df)
+    assert c.verdict == "holds" and res["p"] == pytest.approx(1 / 70)  # exact: 1 of 70 splits
+    swapped = df.assign(group=df["group"].map({"sensitive": "vanilla", "vanilla": "sensitive"}))
+    assert analyses.c3_verdict(swapped)[1].verdict == "does not hold"
+    assert analyses.c3_verdict(df.iloc[[0, 4]])[1].verdict == "untestable"
+
+
+def _suppression(acc_a, acc_b, n=40):
+    rows = []
+    for beta, a, b in zip([1.0, 0.9, 0.5, 0.0], acc_a, acc_b, strict=True):
+        fa = np.arange(n) < a * n
+        rows.append(dict(group="sensitive", draw=0, beta=beta, attack="clean",
+                         accuracy=fa.mean(), flags=analyses.pack_flags(fa)))  # fmt: skip
+        for d in range(3):
+            fb = np.arange(n) < b * n
+            rows.append(dict(group="random", draw=d, beta=beta, attack="clean",
+                             accuracy=fb.mean(), flags=analyses.pack_flags(fb)))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_c5_verdict():
+    res, c = analyses.c5_verdict(_suppression([0.9, 0.2, 0.1, 0.1], [0.9, 0.9, 0.8, 0.3]), 40)
+    assert c.verdict == "holds" and res["collapse_a"] == 0.9 and res["collapse_b"] == 0.0
+    assert res["ci_lo"] > 0
+    _, c = analyses.c5_verdict(_suppression([0.9, 0.9, 0.8, 0.3], [0.9, 0.9, 0.8, 0.3]), 40)
+    assert c.verdict == "does not hold"
+
+
+def _ratio(vanilla_growth, pat_growth, relu_factor=3.0, seeds=(0, 1)):
+    rows = []
+    for model, g in (("Vanilla", vanilla_growth), ("PAT", pat_growth)):
+        for s in seeds:
+            for eps in (2.0, 4.0, 8.0):
+                for i in range(1, 14):
+                    base = (1 + g * i) * eps / 8 + 0.001 * s
+                    for kind, v in (("conv", base), ("relu", base * relu_factor)):
+                        rows.append(
+                            dict(model=model, seed=s, attack="pgd", level=eps,
+                                 layer=f"{kind}{i}", ratio_sensitive=v)
+                        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_c7_c8_c9_verdicts():
+    layers = [f"{k}{i}" for i in range(1, 14) for k in ("conv", "relu")]
+    df = _ratio(0.5, 0.1)
+    assert analyses.c7_verdict(df)[1].verdict == "holds"
+    assert analyses.c7_verdict(_ratio(0.1, 0.5))[1].verdict == "partly"  # grows, not faster
+    assert analyses.c7_verdict(_ratio(-0.05, -0.01))[1].verdict == "does not hold"
+    assert analyses.c8_verdict(df)[1].verdict == "holds"
+    assert analyses.c8_verdict(_ratio(0.5, 0.1, relu_factor=0.5))[1].verdict == "does not hold"
+    assert analyses.c9_verdict(df, layers)[1].verdict == "holds"
+    flat = df.assign(ratio_sensitive=df["ratio_sensitive"] / df["level"])  # no ε trend
+    assert analyses.c9_verdict(flat, layers)[1].verdict == "does not hold"
+
+
+def test_ratio_summary_beside_paper():
+    t = analyses.ratio_summary(_ratio(0.5, 0.1))
+    assert t.loc[("Vanilla", "relu12"), ("ε=2", "paper")] == 20.6
+    assert t.loc[("PAT", "conv10"), ("ε=8", "ours")] == pytest.approx((1 + 0.1 * 10) + 0.0005)
+    assert np.isnan(t.loc[("PAT", "conv10"), ("ε=1", "ours")])  # ε = 1 not in our data
