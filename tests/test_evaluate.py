@@ -329,7 +329,7 @@ def test_cli_evaluate_command(tmp_path, monkeypatch, capsys):
     from neurosens.models import build_model
 
     monkeypatch.setenv("NEUROSENS_ARTIFACTS", str(tmp_path))
-    config = resolve("smoke", dataset="synthetic", widths=(4,) * 13, eval_batch_size=16)
+    config = resolve("smoke", dataset="synthetic", widths=(4,) * 13)
     store = ArtifactStore(tmp_path)
     run_id = store.save_run(config, build_model(config).eval())
     argv = ["evaluate", "--run", run_id, "--attacks", "fgsm,gauss1", "--n", "16", "--no-progress"]
@@ -346,7 +346,8 @@ def test_cli_evaluate_command(tmp_path, monkeypatch, capsys):
         ok = (model(fgsm(model, x, y, config.eps_fgsm)).argmax(1) == y) & (model(x).argmax(1) == y)
     rec = store.read_json(run_id, f"eval/{make_spec('fgsm', config).key}.json")
     assert rec["flags"] == ok.int().tolist()
-    # evaluate() on a run id loads model, config and test set from the store and reuses flags
+    # evaluate() on a run id loads model, config (evaluation settings: the profile's
+    # current ones) and test set from the store and reuses flags
     res = evaluate(run_id, ["fgsm"], 16, 0, progress=False, checks=False)
     assert res.run_id == run_id and res.table["cached"].all()
     assert res.accuracy("fgsm") == pytest.approx(ok.float().mean().item())
