@@ -19,14 +19,6 @@ PROP = settings(max_examples=12, deadline=None, derandomize=True)
 TOL = 1e-5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def random_model(seed: int, channels: int = 1) -> nn.Module:
     """A random conv net with BatchNorm and Dropout (so train/eval mode matters)."""
     torch.manual_seed(seed)

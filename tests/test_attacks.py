@@ -9,6 +9,7 @@ import os
 import pytest
 import torch
 import torchattacks
+from helpers import tiny_cnn
 from torch import nn
 
 from neurosens.attacks import (
@@ -28,29 +29,6 @@ from neurosens.attacks import (
 )
 from neurosens.config import resolve
 from neurosens.data import synthetic
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: the 2 shared CPU cores thrash with more (10× slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def tiny_cnn(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(1, 8, 3, 2, 1),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        nn.Conv2d(8, 16, 3, 2, 1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(16, 10),
-    )
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_cnn
 from torch import nn
 
 from neurosens.attacks import AttackError, fgsm, make_spec, pgd
@@ -16,28 +17,6 @@ from neurosens.config import resolve
 from neurosens.data import synthetic
 from neurosens.evaluate import GradientMaskingWarning, evaluate, pgd_sweep
 from neurosens.store import ArtifactStore
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def tiny_cnn() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(1, 8, 3, 2, 1),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        nn.Conv2d(8, 16, 3, 2, 1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(16, 10),
-    )
 
 
 @pytest.fixture(scope="module")
