@@ -1,0 +1,55 @@
+"""The study's zoo (groups, training order) and the λ selection of the cpu SNS runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from neurosens import study
+from neurosens.config import resolve
+from neurosens.store import ArtifactStore
+
+
+def test_table3_comes_first_seed_major_and_order_has_no_duplicates():
+    order = study.training_order("cpu")
+    head = [(c.method, c.seed) for c in order[:12]]
+    assert head == [(m, s) for s in (0, 1, 2) for m in ("vanilla", "pat", "alp", "sns")]
+    ids = [c.run_id for c in order]
+    assert len(ids) == len(set(ids))
+
+
+def test_study_sns_runs_use_the_study_lambda_and_others_do_not_carry_it():
+    for profile in ("cpu", "smoke"):
+        sns = [c for c in study.group("table3", profile) if c.method == "sns"]
+        assert {c.sns_lambda for c in sns} == {study.STUDY_LAMBDA[profile]}
+        for cfg in study.group("zoo", profile):
+            assert cfg.run_id == resolve(profile, method=cfg.method, seed=0).run_id
+    # the paper profile keeps the paper's λ
+    assert study.study_lambda("paper") == 5.0
+    assert study.study_lambda("imagenet200") == 6.0
+
+
+def test_lambda_group_covers_the_grid_with_the_control_and_the_paper_value():
+    lams = [c.sns_lambda for c in study.group("lambda", "cpu")]
+    assert lams == list(study.lambdas("cpu"))
+    assert 0.0 in lams and 5.0 in lams and study.STUDY_LAMBDA["cpu"] in lams
+
+
+def test_select_lambda_ignores_the_control_and_breaks_ties_low():
+    val = {0.0: (0.99, 0.99), 0.1: (0.8, 0.6), 0.3: (0.9, 0.5), 1.0: (0.1, 0.1)}
+    assert study.select_lambda(val) == 0.1  # 0.70 = 0.70 → smaller λ
+    assert study.select_lambda({0.5: (0.5, 0.5), 2.0: (0.9, 0.4)}) == 2.0
+    with pytest.raises(ValueError, match="λ > 0"):
+        study.select_lambda({0.0: (1.0, 1.0)})
+
+
+def test_committed_cpu_lambda_sweep_selects_the_study_lambda():
+    """STUDY_LAMBDA['cpu'] must be what the committed sweep's validation numbers select."""
+    store = ArtifactStore()
+    runs = study.group("lambda", "cpu")
+    if not all(store.exists(c.run_id) for c in runs):
+        pytest.skip("the cpu λ sweep is not (fully) in the artifact store")
+    val = {}
+    for c in runs:
+        m = store.read_json(c.run_id, "metrics.json")
+        val[c.sns_lambda] = (m["val_clean_acc"], m["val_pgd_acc"])
+    assert study.select_lambda(val) == study.STUDY_LAMBDA["cpu"]
