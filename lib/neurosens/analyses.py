@@ -37,6 +37,7 @@ from torch import nn
 from neurosens.attacks.base import eval_mode
 from neurosens.cache import cached
 from neurosens.probe import capture
+from neurosens.report import glue_md
 from neurosens.sensitivity import SensitivityAccumulator, model_device, top_k
 
 if TYPE_CHECKING:
@@ -144,15 +145,6 @@ def glue_verdict(cid: str, claim: Claim) -> None:
 
     glue_claim(cid, **claim.record())
     _glue(f"verdict_{cid}", Markdown(f"**{claim.verdict}**"), display=False)
-
-
-def glue_md(name: str, text: str) -> None:
-    """Glue ``text`` as inline Markdown (``{glue:md}`name```, no quotes) and print it."""
-    from IPython.display import Markdown
-    from myst_nb import glue as _glue
-
-    _glue(name, Markdown(text), display=False)
-    print(f"{name} = {text}")
 
 
 def class_names(config: Config) -> tuple[str, ...]:

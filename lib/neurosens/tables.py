@@ -53,6 +53,7 @@ __all__ = [
     "PAPER_ROWS",
     "TABLE3_ATTACKS",
     "Verdict",
+    "aa_description",
     "adaptive_cas",
     "check_attacks",
     "check_subset",
@@ -125,6 +126,14 @@ Key = tuple[str, int]  # (method or row label, rep)
 def label(attack: str) -> str:
     """Display label of a registry name (the name itself when it has none)."""
     return LABELS.get(attack, attack)
+
+
+def aa_description(config: Config) -> str:
+    """Which AutoAttack ensemble ``config`` runs, in words (the ``autoattack`` column)."""
+    if not config.aa_attacks:
+        return "standard version: APGD-CE, APGD-T, FAB-T, Square"
+    names = " + ".join(a.upper() for a in config.aa_attacks)
+    return f"{names} only, a reduced ensemble of the standard version"
 
 
 def display_name(method: str) -> str:
@@ -872,6 +881,29 @@ def histories(configs: Mapping[Key, Config]) -> pd.DataFrame:
                          "value": float(h[metric])}
                     )  # fmt: skip
     return pd.DataFrame(rows, columns=["method", "rep", "epoch", "metric", "value"])
+
+
+def lambda_selection(configs: Mapping[Key, Config]) -> tuple[pd.DataFrame, float]:
+    """The validation numbers of the λ-sweep runs and the λ that
+    :func:`neurosens.study.select_lambda` picks from them (mean of validation clean and
+    PGD-10 accuracy, λ > 0; the validation subset is the last ``n_val`` test images, disjoint
+    from the evaluation images)."""
+    from neurosens.store import ArtifactStore
+    from neurosens.study import select_lambda
+
+    store = ArtifactStore()
+    rows = []
+    for cfg in configs.values():
+        m = store.read_json(cfg.run_id, "metrics.json")
+        rows.append(
+            {"lambda": cfg.sns_lambda, "val_clean": m["val_clean_acc"],
+             "val_pgd_linf": m["val_pgd_acc"], "run_id": cfg.run_id}
+        )  # fmt: skip
+    df = pd.DataFrame(rows).sort_values("lambda").reset_index(drop=True)
+    df["score"] = (df["val_clean"] + df["val_pgd_linf"]) / 2
+    chosen = select_lambda({r["lambda"]: (r["val_clean"], r["val_pgd_linf"]) for r in rows})
+    df["chosen"] = df["lambda"] == chosen
+    return df, chosen
 
 
 # -- glue --------------------------------------------------------------------------------------
