@@ -1,0 +1,111 @@
+"""High-level, cached analyses behind the book's notebooks 01–05 (Sections III–V-B).
+
+One submodule per notebook: :mod:`.sensitivity` (01), :mod:`.targets` (02–03),
+:mod:`.roi` (02), :mod:`.suppression` (04), :mod:`.ratio` (05); :mod:`.common` holds what
+they share. Everything public is re-exported here.
+
+Paper: Zhang, Liu et al., IEEE TIP 2021. Each function here is what one notebook cell
+needs: it loads the run's model through the notebook :class:`~neurosens.notebook.Session`,
+runs one analysis of :mod:`neurosens.sensitivity`, :mod:`neurosens.targets`,
+:mod:`neurosens.suppression` or :mod:`neurosens.roi`, and stores its JSON result in the run
+folder through :func:`neurosens.cache.cached` (``data/artifacts/<run>/analysis/``), so that
+re-executing the book reads the cache. Accuracies go through
+:func:`neurosens.evaluate.evaluate`, which stores per-example flags itself. The verdict
+helpers (``c1_c2_verdicts`` … ``c9_verdict``) turn the results into a claim record whose
+verdict is computed from a stated test or interval, never typed.
+
+Sizes: :func:`n_for` resolves the number of test images per analysis from the profile
+(:data:`SIZES`; ``n_examples`` given in a notebook overrides it). The cpu budgets keep
+the first execution of every notebook near 10 CPU-minutes.
+
+Example:
+    >>> ctx = setup(profile="cpu", seeds=[0])                               # doctest: +SKIP
+    >>> sens = sensitivity_profile(ctx, "vanilla", 0, ["conv1"], n=2000)    # doctest: +SKIP
+    >>> sens["conv1"][:3]                                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from neurosens.analyses.common import (
+    ANALYSIS_VERSION,
+    PAPER_NAMES,
+    SIZES,
+    Claim,
+    class_names,
+    glue_verdict,
+    n_for,
+    neuron_groups,
+    rank_neurons,
+)
+from neurosens.analyses.ratio import (
+    c7_verdict,
+    c8_verdict,
+    c9_verdict,
+    collect_ratio,
+    ratio_summary,
+    ratio_sweep,
+)
+from neurosens.analyses.roi import c3_verdict, iou_groups, roi_figure_data
+from neurosens.analyses.sensitivity import (
+    accuracy_table,
+    c6_verdict,
+    collect_sensitivity,
+    layer_means,
+    pair_statistics,
+    sensitivity_profile,
+    table1_summary,
+)
+from neurosens.analyses.suppression import (
+    c5_verdict,
+    pack_flags,
+    suppression_flags,
+    suppression_summary,
+    unpack_flags,
+)
+from neurosens.analyses.targets import (
+    c1_c2_verdicts,
+    c4_verdict,
+    depth_rows,
+    importance_rows,
+    target_results,
+)
+from neurosens.report import glue_md
+
+__all__ = [
+    "ANALYSIS_VERSION",
+    "PAPER_NAMES",
+    "SIZES",
+    "Claim",
+    "accuracy_table",
+    "c1_c2_verdicts",
+    "c3_verdict",
+    "c4_verdict",
+    "c5_verdict",
+    "c6_verdict",
+    "c7_verdict",
+    "c8_verdict",
+    "c9_verdict",
+    "class_names",
+    "collect_ratio",
+    "collect_sensitivity",
+    "depth_rows",
+    "glue_md",
+    "glue_verdict",
+    "importance_rows",
+    "iou_groups",
+    "layer_means",
+    "n_for",
+    "neuron_groups",
+    "pack_flags",
+    "pair_statistics",
+    "rank_neurons",
+    "ratio_summary",
+    "ratio_sweep",
+    "roi_figure_data",
+    "sensitivity_profile",
+    "suppression_flags",
+    "suppression_summary",
+    "table1_summary",
+    "target_results",
+    "unpack_flags",
+]
