@@ -48,7 +48,7 @@ test: data lint
 	$(BIN)/python -m pytest tests
 	@if ls book/*.ipynb >/dev/null 2>&1; then \
 	  NEUROSENS_ALLOW_TRAIN= $(BIN)/python -m pytest --nbval-lax \
-	    --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider book; \
+	    --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider book; \
 	fi
 
 test-fast: env

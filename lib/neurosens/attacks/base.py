@@ -6,7 +6,7 @@ mode and restores the mode it found; ε is in [0, 1] units.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -107,3 +107,23 @@ def default_generator(generator: torch.Generator | None, device: torch.device) -
     if generator is not None:
         return generator
     return torch.Generator(device=device).manual_seed(0)
+
+
+def by_population_groups(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    samples: int,
+    chunk: int,
+    attack_group: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """Run a population-based black-box attack (SPSA, NAttack) on groups of examples whose
+    ``samples`` queries each fit one forward pass of at most ``chunk`` images, in eval mode
+    without gradients; ``attack_group(x_group, y_group)`` returns the group's x_adv."""
+    group = max(1, chunk // samples)
+    with eval_mode(model), torch.no_grad():
+        parts = [
+            attack_group(x[i : i + group].detach(), y[i : i + group])
+            for i in range(0, len(x), group)
+        ]
+    return torch.cat(parts) if parts else x.detach().clone()

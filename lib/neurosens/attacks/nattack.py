@@ -29,16 +29,18 @@ Example:
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from neurosens.attacks.base import (
     AttackError,
+    by_population_groups,
     check_inputs,
     check_targets,
     default_generator,
-    eval_mode,
     from_tanh_space,
     logits_in_chunks,
     margin,
@@ -84,31 +86,26 @@ def nattack(
     if samples < 2 or steps < 1 or sigma <= 0 or lr <= 0:
         raise AttackError("NAttack needs samples ≥ 2, steps ≥ 1, sigma > 0 and lr > 0")
     gen = default_generator(generator, x.device)
-    group = max(1, chunk // samples)  # examples whose b samples fit one forward pass
-    with eval_mode(model), torch.no_grad():
-        parts = [
-            _nattack_group(
-                model,
-                x[i : i + group].detach(),
-                y[i : i + group],
-                eps,
-                steps,
-                samples,
-                sigma,
-                lr,
-                targeted,
-                chunk,
-                gen,
-            )
-            for i in range(0, len(x), group)
-        ]
-    return torch.cat(parts) if parts else x.detach().clone()
+    run = partial(
+        _nattack_group,
+        model,
+        eps=eps,
+        steps=steps,
+        samples=samples,
+        sigma=sigma,
+        lr=lr,
+        targeted=targeted,
+        chunk=chunk,
+        gen=gen,
+    )
+    return by_population_groups(model, x, y, samples, chunk, run)
 
 
 def _nattack_group(
     model: nn.Module,
     x0: torch.Tensor,
     y: torch.Tensor,
+    *,
     eps: float,
     steps: int,
     samples: int,

@@ -26,15 +26,17 @@ Example:
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
 from neurosens.attacks.base import (
     AttackError,
+    by_population_groups,
     check_inputs,
     check_targets,
     default_generator,
-    eval_mode,
     logits_in_chunks,
     margin,
 )
@@ -81,33 +83,28 @@ def spsa(
     if steps < 1 or lr <= 0 or delta <= 0:
         raise AttackError("SPSA needs steps ≥ 1, lr > 0 and delta > 0")
     gen = default_generator(generator, x.device)
-    group = max(1, chunk // samples)  # examples whose b queries fit one forward pass
-    with eval_mode(model), torch.no_grad():
-        parts = [
-            _spsa_group(
-                model,
-                x[i : i + group].detach(),
-                y[i : i + group],
-                eps,
-                steps,
-                samples,
-                lr,
-                delta,
-                targeted,
-                random_start,
-                early_stop,
-                chunk,
-                gen,
-            )
-            for i in range(0, len(x), group)
-        ]
-    return torch.cat(parts) if parts else x.detach().clone()
+    run = partial(
+        _spsa_group,
+        model,
+        eps=eps,
+        steps=steps,
+        samples=samples,
+        lr=lr,
+        delta=delta,
+        targeted=targeted,
+        random_start=random_start,
+        early_stop=early_stop,
+        chunk=chunk,
+        gen=gen,
+    )
+    return by_population_groups(model, x, y, samples, chunk, run)
 
 
 def _spsa_group(
     model: nn.Module,
     x0: torch.Tensor,
     y: torch.Tensor,
+    *,
     eps: float,
     steps: int,
     samples: int,
