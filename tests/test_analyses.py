@@ -225,6 +225,10 @@ def test_c3_verdict():
     swapped = df.assign(group=df["group"].map({"sensitive": "vanilla", "vanilla": "sensitive"}))
     assert analyses.c3_verdict(swapped)[1].verdict == "does not hold"
     assert analyses.c3_verdict(df.iloc[[0, 4]])[1].verdict == "untestable"
+    # sensitive masks move slightly more, but within noise: no evidence, not "partly"
+    noisy = df.assign(iou=[0.5, 0.2, 0.8, 0.4, 0.9, 0.1, 0.6, 0.35])
+    res, c = analyses.c3_verdict(noisy)
+    assert res["p"] > 0.05 and c.verdict == "does not hold"
 
 
 def _suppression(acc_a, acc_b, n=40):

@@ -88,9 +88,10 @@ def write_settings_page(path: Path | None = None) -> Path:
 
 def write_pages() -> None:
     write_settings_page()
-    from neurosens.scorecard import write_scorecard_page
+    from neurosens.scorecard import write_intro_summary, write_scorecard_page
 
     write_scorecard_page()
+    write_intro_summary()
 
 
 def main(argv: list[str] | None = None) -> int:

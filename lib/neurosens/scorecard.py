@@ -15,7 +15,15 @@ from typing import Any
 
 from neurosens.paths import project_root
 
-__all__ = ["CLAIMS", "Verdict", "collect_claims", "verdict_record", "write_scorecard_page"]
+__all__ = [
+    "CLAIMS",
+    "Verdict",
+    "collect_claims",
+    "summary_text",
+    "verdict_record",
+    "write_intro_summary",
+    "write_scorecard_page",
+]
 
 #: id → (the paper's claim, the notebook that tests it)
 CLAIMS: dict[str, tuple[str, str]] = {
@@ -108,4 +116,60 @@ def write_scorecard_page(path: Path | None = None) -> Path:
         "ours on the cpu profile, the paper's on CIFAR-10 VGG-16.\n\n" + "\n".join(lines) + "\n"
     )
     path.write_text(text, encoding="utf-8")
+    return path
+
+
+#: the claim whose numbers an intro sentence quotes first, when it is in that group
+HEADLINE_ORDER = ("C10", "C6", "C1", "C5", "C4", "C7", "C13")
+START, END = "<!-- scorecard-summary:start -->", "<!-- scorecard-summary:end -->"
+
+
+def _example(ids: list[str], found: dict[str, dict[str, Any]]) -> str:
+    cid = next((c for c in HEADLINE_ORDER if c in ids), ids[0])
+    return f"{cid} ({CLAIMS[cid][0]}): ours {found[cid]['ours']}, the paper {found[cid]['paper']}"
+
+
+def summary_text(found: dict[str, dict[str, Any]]) -> str:
+    """Two sentences on what held and what did not, built from the claim records alone."""
+    by: dict[str, list[str]] = {v: [] for v in VERDICTS}
+    for cid in CLAIMS:
+        if cid in found:
+            by[found[cid]["verdict"]].append(cid)
+    n_run = sum(len(v) for v in by.values())
+    if not n_run:
+        return "No notebook has been executed yet, so no claim has a verdict."
+    held = by["holds"]
+    first = (
+        f"**What held.** Of the {len(CLAIMS)} claims, {len(held)} hold at our scale "
+        f"({', '.join(held)}), e.g. {_example(held, found)}."
+        if held
+        else f"**What held.** None of the {n_run} claims tested holds in full at our scale."
+    )
+    rest = by["does not hold"] + by["partly"]
+    second = (
+        f"**What did not.** {len(by['does not hold'])} do not hold "
+        f"({', '.join(by['does not hold']) or 'none'}) and {len(by['partly'])} hold only "
+        f"partly ({', '.join(by['partly']) or 'none'}), e.g. {_example(rest, found)}."
+        if rest
+        else "**What did not.** Every claim tested holds."
+    )
+    extra = []
+    if by["untestable"]:
+        extra.append(f"{', '.join(by['untestable'])} cannot be tested at our scale.")
+    missing = [c for c in CLAIMS if c not in found]
+    if missing:
+        extra.append(f"Not yet run: {', '.join(missing)}.")
+    return " ".join([first, second, *extra])
+
+
+def write_intro_summary(path: Path | None = None) -> Path:
+    """Replace the block between the summary markers of ``book/intro.md``."""
+    path = path or project_root() / "book" / "intro.md"
+    text = path.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        raise ValueError(f"{path} lacks the markers {START} … {END}")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    body = summary_text(collect_claims(path.parent))
+    path.write_text(f"{head}{START}\n{body}\n{END}{tail}", encoding="utf-8")
     return path

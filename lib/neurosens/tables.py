@@ -102,6 +102,7 @@ LABELS = {
     "autoattack": "AutoAttack",
     "autoattack_l2": "AutoAttack-ℓ2",
     "square": "Square",
+    "gaussian": "Gaussian noise",
     "pgd_linf_adaptive": "ℓ∞ PGD (adaptive)",
     "worst": "worst case",
 }

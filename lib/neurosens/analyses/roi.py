@@ -83,7 +83,8 @@ def c3_verdict(
     neurons'. Exact permutation test over neurons of mean IoU(vanilla) − mean IoU(sensitive)
     (one-sided; all splits when there are at most 20,000, else 20,000 random ones) and a
     bootstrap 95% interval of that difference (neurons resampled within
-    groups). holds: p < alpha and the interval above 0; partly: difference > 0 only."""
+    groups). holds: p < alpha and the interval above 0; partly: one of the two; else
+    does not hold (a positive but insignificant difference is no evidence)."""
     from neurosens.stats import null_quantile_test
 
     d = df.dropna(subset=["iou"])
@@ -116,7 +117,8 @@ def c3_verdict(
     rng = np.random.default_rng(0)
     boots = [rng.choice(b, len(b)).mean() - rng.choice(a, len(a)).mean() for _ in range(2000)]
     lo, hi = (float(q) for q in np.quantile(boots, [0.025, 0.975]))
-    verdict = "holds" if (p < alpha and lo > 0) else ("partly" if obs > 0 else "does not hold")
+    sig, above = p < alpha, lo > 0
+    verdict = "holds" if (sig and above) else ("partly" if (sig or above) else "does not hold")
     res = dict(iou_sensitive=float(a.mean()), iou_vanilla=float(b.mean()), diff=obs, p=p,
                ci_lo=lo, ci_hi=hi)  # fmt: skip
     claim = Claim(
@@ -128,7 +130,7 @@ def c3_verdict(
         verdict=verdict,
         why=(
             f"exact permutation test over neurons (one-sided, p < {alpha}) and bootstrap CI "
-            "of the IoU difference above 0 → holds; difference > 0 without both → partly"
+            "of the IoU difference above 0 → holds; only one of the two → partly"
         ),
     )
     return res, claim
