@@ -119,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_, add, _run) in COMMANDS.items():
         add(sub.add_parser(name, help=help_))
-    args = parser.parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(raw)
+    args.argv = raw  # for commands that re-launch themselves (--nproc)
     return COMMANDS[args.command][2](args)
 
 

@@ -110,7 +110,12 @@ class Config:
     dataset: str = _f("fashion_mnist", _choice(*DATASETS), "dataset")
     n_train: int = _f(0, _int(0), "training images used (0 = all)")
     n_val: int = _f(1000, _int(16), "fixed validation subset for per-epoch history")
-    augment: str = _f("none", _choice("none", "crop_flip"), "training augmentation")
+    augment: str = _f(
+        "none",
+        _choice("none", "crop_flip", "resized_crop_flip"),
+        "training augmentation (crop_flip: 4-px padded crop + flip, in-memory data; "
+        "resized_crop_flip: RandomResizedCrop + flip, ImageFolder data)",
+    )
     # -- model -----------------------------------------------------------------------------
     arch: str = _f("vgg16", _choice(*ARCHS), "architecture")
     widths: tuple[int, ...] = _f(

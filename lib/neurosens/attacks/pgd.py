@@ -47,6 +47,7 @@ def pgd(
     targeted: bool = False,
     loss_fn: LossFn | None = None,
     generator: torch.Generator | None = None,
+    start: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Projected gradient descent (Madry et al. 2018) with the paper's α = ε/√k default.
 
@@ -62,7 +63,10 @@ def pgd(
             scaled uniformly (ℓ2).
         targeted: descend the loss toward ``y`` instead of ascending it.
         loss_fn: ``loss_fn(logits, y)`` summed over the batch (default cross-entropy).
-        generator: RNG for the random start.
+        generator: RNG for the random start (a CPU generator works for CUDA inputs: the
+            start is drawn on the generator's device and moved).
+        start: the first iterate (B, C, H, W) inside the ε-ball of ``x`` and [0, 1]; replaces
+            ``random_start`` (the training attack draws it for the global batch).
     """
     check_inputs(x, eps, norm)
     if steps < 1:
@@ -70,14 +74,19 @@ def pgd(
     alpha = eps / math.sqrt(steps) if alpha is None else alpha
     loss_fn = loss_fn or _ce_sum
     x0 = x.detach()
-    if random_start:
+    if start is not None:
+        if start.shape != x0.shape:
+            raise ValueError(f"start has shape {tuple(start.shape)}, x {tuple(x0.shape)}")
+        xa = start.detach().clone()
+    elif random_start:
+        dev = generator.device if generator is not None else x0.device
         if norm == "linf":
-            u = torch.rand(x0.shape, generator=generator, device=x0.device)
+            u = torch.rand(x0.shape, generator=generator, device=dev).to(x0.device)
             delta = (2 * u - 1) * eps
         else:
-            d = torch.randn(x0.shape, generator=generator, device=x0.device)
-            r = torch.rand((x0.shape[0], 1, 1, 1), generator=generator, device=x0.device)
-            delta = d / flat_norm(d, "l2").clamp_min(1e-12) * eps * r
+            d = torch.randn(x0.shape, generator=generator, device=dev).to(x0.device)
+            r = torch.rand((x0.shape[0], 1, 1, 1), generator=generator, device=dev)
+            delta = d / flat_norm(d, "l2").clamp_min(1e-12) * eps * r.to(x0.device)
         xa = (x0 + delta).clamp(0, 1)
     else:
         xa = x0.clone()

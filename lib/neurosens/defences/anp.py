@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurosens.defences.base import Context, Method
+from neurosens.distributed import unwrap
 
 __all__ = ["ANP", "PHASE_BOUNDS", "anp_phase"]
 
@@ -112,16 +113,18 @@ class ANP(Method):
         ctx: Context,
     ) -> float:
         eps, alpha, pro_num = self.schedule(ctx.progress)
+        rt = ctx.runtime
         if eps == 0:  # plain training passes: no noise to propagate
             total = 0.0
             for _ in range(pro_num):
-                loss = F.cross_entropy(model(x), y)
+                with rt.autocast():
+                    loss = F.cross_entropy(model(x), y)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                rt.backward_step(loss, optimizer)
                 total += float(loss.detach())
             return total / pro_num
-        convs = [model.get_submodule(model.layer_names[n]) for n in model.conv_layers]
+        inner = unwrap(model)  # hooks go on the inner model's convolutions (DDP calls them)
+        convs = [inner.get_submodule(inner.layer_names[n]) for n in inner.conv_layers]
         noise = _Noise(convs)
         noise.coef = eps / pro_num
         r_in = torch.zeros_like(x)  # R_0 on the input
@@ -129,14 +132,14 @@ class ANP(Method):
         with noise:
             for _ in range(pro_num):
                 xin = (x + noise.coef * r_in).requires_grad_(True)
-                loss = F.cross_entropy(model(xin), y)
+                with rt.autocast():
+                    loss = F.cross_entropy(model(xin), y)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                rt.backward_step(loss, optimizer)  # fp16 loss scaling cancels in _unit
                 total += float(loss.detach())
                 with torch.no_grad():
                     r_in = alpha * r_in + _unit(xin.grad)
                     for i, z in enumerate(noise.z):
-                        g = _unit(z.grad)  # (B, C, H, W)
+                        g = _unit(z.grad.float())  # (B, C, H, W)
                         noise.r[i] = g if noise.r[i] is None else alpha * noise.r[i] + g
         return total / pro_num

@@ -10,6 +10,19 @@ training loop (:mod:`neurosens.train.loop`). The loop calls, in order:
 * :meth:`Method.state` / :meth:`Method.load_state` to put its state in the checkpoint.
 
 Every batch is (x, y): x float (B, C, H, W) in [0, 1], y int64 (B,).
+
+Several processes (:mod:`neurosens.distributed`): ``model`` in :meth:`Method.loss` and
+:meth:`Method.step` is then the DDP wrapper (forward through it so that gradients are
+averaged; attributes such as ``layer_names`` fall through to the inner model, and
+:func:`~neurosens.distributed.unwrap` gives the inner model for module look-ups and
+attacks). Each process sees its shard x of the global batch (``ctx.shard`` of
+``ctx.global_batch`` rows). :meth:`Method.prepare` and :meth:`Method.end_epoch` run on
+rank 0 only, with the inner model; whatever they compute must live in
+:meth:`Method.state`, which the loop then broadcasts to the other ranks.
+
+Mixed precision (:mod:`neurosens.runtime`): the default :meth:`Method.step` runs
+:meth:`Method.loss` under ``ctx.runtime.autocast()`` and steps through
+``ctx.runtime.backward_step``; :func:`training_pgd` always runs in fp32.
 """
 
 from __future__ import annotations
@@ -21,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from neurosens.runtime import Runtime, fp32
 
 if TYPE_CHECKING:
     from neurosens.config import Config
@@ -44,6 +59,10 @@ class Context:
         run_dir: the run's artifact folder (methods may write JSON there).
         log: extra per-epoch numbers a method wants in the history.
         verbose: whether progress bars may be shown.
+        runtime: device and precision (autocast, loss scaling) of the run.
+        global_batch: rows of the whole batch over all processes (``None``: this
+            process's batch is the whole batch).
+        shard: the rows of the global batch this process holds (``None``: all).
     """
 
     config: Config
@@ -54,6 +73,9 @@ class Context:
     run_dir: Any = None
     log: dict[str, Any] = field(default_factory=dict)
     verbose: bool = True
+    runtime: Runtime = field(default_factory=Runtime)
+    global_batch: int | None = None
+    shard: slice | None = None
 
 
 def ce_sum(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -71,22 +93,36 @@ def training_pgd(
 
     ε = ``config.eps_linf``, k = ``config.pgd_steps``, random start per
     ``config.train_random_start`` (Madry et al.), drawn from ``ctx.attack_generator``.
-    Runs in eval mode (BatchNorm running statistics) and restores the mode.
+    Runs in eval mode (BatchNorm running statistics) and restores the mode, in fp32
+    (autocast off), on the inner model of a DDP wrapper (no gradient communication).
+
+    Several processes: the uniform start is drawn for the whole global batch and this
+    process keeps its rows (``ctx.shard``), so N processes start from exactly the points
+    one process would.
     """
     from neurosens.attacks import pgd
+    from neurosens.distributed import unwrap
 
     cfg = ctx.config
-    return pgd(
-        model,
-        x,
-        y,
-        eps=cfg.eps_linf,
-        steps=cfg.pgd_steps,
-        norm="linf",
-        random_start=cfg.train_random_start,
-        loss_fn=loss_fn,
-        generator=ctx.attack_generator,
-    )
+    start = None
+    if cfg.train_random_start:
+        n = ctx.global_batch or len(x)
+        g = ctx.attack_generator
+        dev = g.device if g is not None else x.device
+        u = torch.rand((n, *x.shape[1:]), generator=g, device=dev)  # (N, C, H, W)
+        u = u[ctx.shard] if ctx.shard is not None else u
+        start = (x.detach() + (2 * u.to(x.device) - 1) * cfg.eps_linf).clamp(0, 1)
+    with fp32(x.device):
+        return pgd(
+            unwrap(model),
+            x,
+            y,
+            eps=cfg.eps_linf,
+            steps=cfg.pgd_steps,
+            norm="linf",
+            start=start,
+            loss_fn=loss_fn,
+        )
 
 
 class Method:
@@ -132,10 +168,10 @@ class Method:
         ctx: Context,
     ) -> float:
         """One optimisation step on (x, y); returns the batch loss."""
-        loss = self.loss(model, x, y, ctx)
+        with ctx.runtime.autocast():
+            loss = self.loss(model, x, y, ctx)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        ctx.runtime.backward_step(loss, optimizer)
         return float(loss.detach())
 
     def end_epoch(self, model: nn.Module, ctx: Context) -> None:

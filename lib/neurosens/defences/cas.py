@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurosens.defences.base import Context, LossFn, Method, training_pgd
+from neurosens.distributed import unwrap
 
 if TYPE_CHECKING:
     from neurosens.config import Config
@@ -194,10 +195,11 @@ class CAS(Method):
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: Context
     ) -> torch.Tensor:
         beta = self.config.cas_beta
-        x_adv = training_pgd(model, x, y, ctx, loss_fn=cas_attack_loss(model, beta))
-        with cas_labels(model, y):
+        inner = unwrap(model)  # the CAS heads live on the inner model of a DDP wrapper
+        x_adv = training_pgd(model, x, y, ctx, loss_fn=cas_attack_loss(inner, beta))
+        with cas_labels(inner, y):
             logits = model(x_adv)  # (B, K), training-mode masks from the true labels
-        return cas_loss(model, logits, y, beta)
+        return cas_loss(inner, logits, y, beta)
 
     def attack_loss(self, model: nn.Module) -> LossFn | None:
         return cas_attack_loss(model, self.config.cas_beta)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurosens.defences.base import Context, Method, training_pgd
+from neurosens.distributed import unwrap
 from neurosens.probe import Probe
 
 __all__ = ["PAT", "pat_forward"]
@@ -39,7 +40,7 @@ def pat_forward(
     that same forward pass, kept in the autograd graph (for SNS), clean half first.
     """
     x_adv = training_pgd(model, x, y, ctx)  # (B, C, H, W)
-    with Probe(model, layers, keep_graph=True) as probe:
+    with Probe(unwrap(model), layers, keep_graph=True) as probe:
         logits = model(torch.cat([x, x_adv]))  # (2B, K): clean half first
     return F.cross_entropy(logits, torch.cat([y, y])), logits, probe.outputs
 

@@ -58,6 +58,8 @@ def sns_loss(
     for layer, idx in neurons.items():
         a = acts[layer]
         a = a.index_select(1, idx.to(a.device))  # (2B, k, H, W) or (2B, k)
+        if a.dtype in (torch.float16, torch.bfloat16):
+            a = a.float()  # autocast activations: sum in fp32
         d = (a[:batch] - a[batch:]).abs()
         if d.dim() > 2:
             d = d.flatten(2).mean(2)  # (B, k): ‖ΔF_l^m‖₁ / dim(F_l^m)
@@ -139,9 +141,9 @@ class SNS(Method):
 
     # -- selection ------------------------------------------------------------------------
     def _images(self, n: int, seed: int) -> Any:
-        from neurosens.data import seeded_subset, train_set
+        from neurosens.data import train_images
 
-        return seeded_subset(train_set(self.config), n, seed)
+        return train_images(self.config, n, seed)
 
     def select(self, model: nn.Module, verbose: bool = False) -> dict[str, torch.Tensor]:
         c = self.config

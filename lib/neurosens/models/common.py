@@ -25,6 +25,7 @@ class Normalize(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.mean.dtype)  # no-op in fp32; a float64 model takes float32 images
         return (x - self.mean) / self.std
 
 

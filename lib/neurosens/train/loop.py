@@ -19,6 +19,13 @@ Learning rates follow ``lr_schedule`` per iteration (a pure function of the iter
 nothing but the optimiser state needs restoring). SNS-family methods fine-tune for
 ``epochs_finetune`` epochs at ``lr_finetune`` from the vanilla run of the same profile,
 seed and training settings (:func:`vanilla_config`).
+
+Devices and processes: CUDA when available (bf16/fp16 autocast of the training forward by
+default, :mod:`neurosens.runtime`), else the CPU in fp32. Under ``torchrun`` (or
+``python -m neurosens train --nproc N``) the run is data-parallel
+(:mod:`neurosens.distributed`): ``batch_size`` stays the global batch, BatchNorm uses
+global-batch statistics, validation is sharded and summed, rank 0 alone writes the
+checkpoint and the artifact, and a checkpoint resumes under any number of processes.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from torch import nn
 
 from neurosens.config import Config
 from neurosens.defences import Context, Method, get_method
+from neurosens.distributed import Dist
 from neurosens.store import (
     ArtifactError,
     ArtifactMissing,
@@ -100,9 +108,15 @@ def _mix(*ints: int) -> int:
     return h
 
 
-def epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
-    """RNG of one stream (0 = data order/augmentation, 1 = attack starts) in one epoch."""
-    return torch.Generator().manual_seed(_mix(seed, epoch, stream))
+def epoch_generator(
+    seed: int, epoch: int, stream: int, device: torch.device | str = "cpu"
+) -> torch.Generator:
+    """RNG of one stream (0 = data order/augmentation, 1 = attack starts) in one epoch.
+
+    The attack stream lives on the training device (CUDA draws the random starts on the
+    GPU); on the CPU both are CPU generators, as they always were.
+    """
+    return torch.Generator(device=device).manual_seed(_mix(seed, epoch, stream))
 
 
 def lr_at(config: Config, base: float, progress: float) -> float:
@@ -125,15 +139,9 @@ def vanilla_config(config: Config) -> Config:
 
 def validation_set(config: Config) -> Any:
     """The fixed validation subset: the last ``n_val`` images of the test split."""
-    from neurosens.data import load_dataset
+    from neurosens.data import validation_images
 
-    ds = load_dataset(config.dataset, "test")
-    n = min(config.n_val, len(ds))
-    return ds.subset(slice(len(ds) - n, len(ds)))
-
-
-def _device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return validation_images(config)
 
 
 # -- validation of a run before compute --------------------------------------------------------
@@ -164,23 +172,33 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
 
 
 def validate(
-    model: nn.Module, config: Config, images: Any, method: Method | None = None
+    model: nn.Module,
+    config: Config,
+    images: Any,
+    method: Method | None = None,
+    dist: Dist | None = None,
 ) -> dict[str, float]:
     """Clean and ℓ∞ PGD-k (ε = eps_linf, α = ε/√k, no random start) accuracy on ``images``.
 
     The attack maximises ``method.attack_loss`` (CAS: main + β·auxiliary CE), white-box.
+    With ``dist`` active each process validates its share of the images (eval mode: no
+    communication) and the counts are summed.
     """
     from neurosens.attacks import eval_mode, pgd
+    from neurosens.distributed import shard_slice
 
+    dist = dist or Dist()
     dev = next(model.parameters()).device
     loss_fn = method.attack_loss(model) if method is not None else None
+    mine = images.subset(shard_slice(len(images), dist)) if dist.active else images
     clean = adv = 0
     with eval_mode(model):
-        for x, y in images.batches(config.eval_batch_size):
+        for x, y in mine.batches(config.eval_batch_size):
             x, y = x.to(dev), y.to(dev)
             clean += _accuracy(model, x, y)
             xa = pgd(model, x, y, eps=config.eps_linf, steps=config.pgd_steps, loss_fn=loss_fn)
             adv += _accuracy(model, xa, y)
+    clean, adv = dist.sum([clean, adv])
     n = len(images)
     return {"val_clean_acc": clean / n, "val_pgd_acc": adv / n}
 
@@ -240,6 +258,9 @@ def train(
     store: ArtifactStore | None = None,
     progress: bool = True,
     on_epoch_end: EpochCallback | None = None,
+    precision: str = "auto",
+    device: str | torch.device | None = None,
+    memory_format: str = "channels_last",
 ) -> str:
     """Train ``config``'s run into the artifact store; return its run id.
 
@@ -253,8 +274,20 @@ def train(
         store: artifact store (default ``$NEUROSENS_ARTIFACTS`` or ``data/artifacts``).
         progress: show per-epoch progress bars.
         on_epoch_end: ``fn(epoch, history_entry)`` after each epoch's checkpoint is written.
+        precision: ``auto``, ``fp32``, ``bf16``, ``fp16`` or ``fp64``
+            (:mod:`neurosens.runtime`).
+        device: where to train (default: CUDA when available, else cpu).
+        memory_format: ``channels_last`` (default) or ``contiguous``.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every process calls this with the same
+    arguments; the process group is joined here if it is not already.
     """
+    from neurosens.distributed import convert_batchnorm, init_from_env, main_first, wrap
+    from neurosens.runtime import runtime
+
     store = store or ArtifactStore()
+    d = init_from_env()
+    progress = progress and d.main
     run_id = config.run_id
     if store.exists(run_id):
         if progress:
@@ -270,17 +303,27 @@ def train(
     if ckpt is not None and ckpt.get("config_hash") != config.hash:
         raise ArtifactError(f"{ckpt_path} belongs to another config; delete it")
 
-    dev = _device()
+    rt = runtime(precision, device, memory_format)
+    dev = rt.device
     start_run = None
     if method.finetune:
         vcfg = vanilla_config(config)
         start_run = vcfg.run_id
         if ckpt is None:  # a resumed run takes its weights from the checkpoint
-            vanilla = get_model(vcfg, allow_train=allow_train, store=store, progress=progress)
+            vanilla = get_model(
+                vcfg,
+                allow_train=allow_train,
+                store=store,
+                progress=progress,
+                precision=precision,
+                memory_format=memory_format,
+            )
             model.load_state_dict(vanilla.state_dict(), strict=True)
     # channels_last: ~1.6× faster conv forward+backward on this CPU (measured, VGG-16 cpu
     # widths, batch 128); values are the same, only the memory layout changes
-    model.to(device=dev, memory_format=torch.channels_last)
+    model.to(device=dev, dtype=rt.dtype, memory_format=rt.memory_format)
+    if d.active:  # BatchNorm over the global batch, before freezing (same parameters)
+        model = convert_batchnorm(model, dev)
     trainable = method.trainable_layers(model)
     params = freeze_except(model, trainable)
     base_lr, epochs = method.lr(), method.epochs()
@@ -293,40 +336,50 @@ def train(
         opt.load_state_dict(ckpt["optimizer"])
         history = list(ckpt["history"])
         method.load_state(json.loads(ckpt["method_state"]))
+        rt.load_state_dict(ckpt.get("runtime", {}))
         _set_rng_state(ckpt["rng"])
         start_epoch = int(ckpt["epoch"])
         if progress:
             print(f"resuming {run_id} after epoch {start_epoch}/{epochs}")
 
-    from neurosens.data import augment_crop_flip, train_set
+    from neurosens.data import train_source
+    from neurosens.train.batches import batches_per_epoch, epoch_batches, local_batch
 
-    data = train_set(config)
-    val = validation_set(config)
-    nb = len(data) // config.batch_size
-    if nb == 0:
-        raise ValueError(f"batch_size {config.batch_size} exceeds the {len(data)} training images")
-    ctx = Context(config=config, epochs=epochs, run_dir=run_dir, verbose=progress)
-    method.prepare(model, ctx, resumed=ckpt is not None)
+    with main_first(d):  # rank 0 downloads / unpacks first
+        data = train_source(config)
+        val = validation_set(config)
+    nb = batches_per_epoch(data, config)
+    b_local = local_batch(config, d)
+    ctx = Context(
+        config=config,
+        epochs=epochs,
+        run_dir=run_dir if d.main else None,
+        verbose=progress,
+        runtime=rt,
+        global_batch=config.batch_size if d.active else None,
+        shard=slice(d.rank * b_local, (d.rank + 1) * b_local) if d.active else None,
+    )
+    _on_main(d, method, lambda: method.prepare(model, ctx, resumed=ckpt is not None))
+    net = wrap(model, d, dev)  # DDP when several processes; hooks stay on `model`
     t_start = time.perf_counter()
 
     for epoch in range(start_epoch, epochs):
         ctx.epoch, ctx.log = epoch, {}
         g_data = epoch_generator(config.seed, epoch, 0)
-        ctx.attack_generator = epoch_generator(config.seed, epoch, 1)
+        ctx.attack_generator = epoch_generator(config.seed, epoch, 1, dev)
         set_train_mode(model)
         bar = _bar(progress, nb, f"{config.run_name} epoch {epoch + 1}/{epochs}")
         t0, total, seen = time.perf_counter(), 0.0, 0
         lr = base_lr
-        batches = data.batches(config.batch_size, shuffle=True, generator=g_data, drop_last=True)
+        batches = epoch_batches(data, config, g_data, d, pin_memory=dev.type == "cuda")
         for i, (x, y) in enumerate(batches):
             ctx.progress = (epoch * nb + i) / (epochs * nb)
             lr = lr_at(config, base_lr, ctx.progress)
             for group in opt.param_groups:
                 group["lr"] = lr
-            if config.augment == "crop_flip":
-                x = augment_crop_flip(x, generator=g_data)
-            x, y = x.to(dev).contiguous(memory_format=torch.channels_last), y.to(dev)
-            loss = method.step(model, x, y, opt, ctx)
+            x = x.to(dev, non_blocking=True).contiguous(memory_format=rt.memory_format)
+            y = y.to(dev, non_blocking=True)
+            loss = method.step(net, x, y, opt, ctx)
             if not math.isfinite(loss):
                 raise FloatingPointError(
                     f"{run_id}: loss is {loss} at epoch {epoch + 1}, batch {i}"
@@ -334,22 +387,25 @@ def train(
             total += loss * len(x)
             seen += len(x)
             if bar is not None:
-                rate = seen / max(time.perf_counter() - t0, 1e-9)
+                rate = seen * d.world / max(time.perf_counter() - t0, 1e-9)
                 bar.set_postfix(loss=f"{total / seen:.4f}", img_s=f"{rate:.0f}", lr=f"{lr:.4g}")
                 bar.update(1)
         if bar is not None:
             bar.close()
         seconds = time.perf_counter() - t0
-        method.end_epoch(model, ctx)
+        _on_main(d, method, lambda: method.end_epoch(model, ctx))
+        total, seen = d.sum([total, seen])
         entry = {
             "epoch": epoch + 1,
             "lr_last": lr,
             "train_loss": total / max(seen, 1),
-            **validate(model, config, val, method),
+            **validate(model, config, val, method, d),
             "seconds": seconds,
             "images_per_second": seen / max(seconds, 1e-9),
             **ctx.log,
         }
+        if d.active:
+            entry["processes"] = d.world
         history.append(entry)
         if progress:
             print(
@@ -357,24 +413,27 @@ def train(
                 f"val clean {entry['val_clean_acc']:.3f}, val PGD {entry['val_pgd_acc']:.3f}, "
                 f"{seconds:.0f} s"
             )
-        save_checkpoint(
-            ckpt_path,
-            {
-                "format": 1,
-                "run_id": run_id,
-                "config_hash": config.hash,
-                "epoch": epoch + 1,
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "history": history,
-                "method_state": json.dumps(method.state()),
-                "rng": _rng_state(),
-            },
-        )
+        if d.main:
+            save_checkpoint(
+                ckpt_path,
+                {
+                    "format": 1,
+                    "run_id": run_id,
+                    "config_hash": config.hash,
+                    "epoch": epoch + 1,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "history": history,
+                    "method_state": json.dumps(method.state()),
+                    "rng": _rng_state(),
+                    "runtime": rt.state_dict(),
+                },
+            )
+        d.barrier()  # no rank runs ahead of the checkpoint it could be resumed from
         if on_epoch_end is not None:
             on_epoch_end(epoch, entry)
 
-    last = history[-1] if history else validate(model, config, val, method)
+    last = history[-1] if history else validate(model, config, val, method, d)
     metrics = {
         "val_clean_acc": last["val_clean_acc"],
         "val_pgd_acc": last["val_pgd_acc"],
@@ -384,24 +443,43 @@ def train(
         "train_seconds_total": sum(h["seconds"] for h in history),
     }
     model.eval()
-    store.save_run(
-        config,
-        model,
-        metrics=metrics,
-        history=history,
-        dataset_fingerprint=data.fingerprint(),
-        extra={
-            "method_state": method.state(),
-            "trainable_layers": trainable if trainable is not None else "all",
-            "started_from": start_run,
-            "validation_subset": f"last {len(val)} images of the {config.dataset} test split",
-            "device": str(dev),
-        },
-    )
-    ckpt_path.unlink(missing_ok=True)
+    model.to(torch.float32)  # artifacts are float32 whatever the training precision
+    if d.main:
+        store.save_run(
+            config,
+            model,
+            metrics=metrics,
+            history=history,
+            dataset_fingerprint=data.fingerprint(),
+            extra={
+                "method_state": method.state(),
+                "trainable_layers": trainable if trainable is not None else "all",
+                "started_from": start_run,
+                "validation_subset": f"last {len(val)} images of the {config.dataset} test split",
+                "device": str(dev),
+                "precision": rt.precision,
+                "memory_format": "channels_last" if rt.channels_last else "contiguous",
+                "processes": d.world,
+            },
+        )
+        ckpt_path.unlink(missing_ok=True)
+    d.barrier()  # the artifact is on disk before any rank goes on (e.g. to load it)
     if progress:
         print(f"saved {run_id} to {store.run_dir(run_id)}")
     return run_id
+
+
+def _on_main(d: Dist, method: Method, fn: Callable[[], None]) -> None:
+    """Run ``fn`` (a method's prepare/end_epoch) on rank 0 only and give every other rank
+    rank 0's resulting :meth:`Method.state` (e.g. SNS's neuron selection)."""
+    if not d.active:
+        fn()
+        return
+    if d.main:
+        fn()
+    state = d.broadcast_object(method.state() if d.main else None)
+    if not d.main:
+        method.load_state(state)
 
 
 def _bar(progress: bool, total: int, desc: str) -> Any:
@@ -419,6 +497,8 @@ def get_model(
     store: ArtifactStore | None = None,
     progress: bool = True,
     device: str | torch.device | None = None,
+    precision: str = "auto",
+    memory_format: str = "channels_last",
 ) -> nn.Module:
     """``config``'s model in eval mode: loaded from the store, else trained (if allowed),
     else :class:`ArtifactMissing` with the command that produces it."""
@@ -429,7 +509,14 @@ def get_model(
                 f"artifact {config.run_id} is missing from {store.root} and training is not "
                 f"allowed here. Produce it with:\n  {train_command(config)}"
             )
-        train(config, allow_train=True, store=store, progress=progress)
+        train(
+            config,
+            allow_train=True,
+            store=store,
+            progress=progress,
+            precision=precision,
+            memory_format=memory_format,
+        )
     elif progress:
         print(f"loaded {config.run_id} from {store.root}")
     return store.load_model(config.run_id, device=device)
