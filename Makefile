@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PROFILE ?= cpu
+# data-parallel processes per training run (one per GPU; torchrun): make artifacts NPROC=4
+NPROC ?= 1
 STAMP := $(VENV)/.neurosens-installed
 LINTED := lib tests benchmarks
 export PYTHONHASHSEED := 0
@@ -15,7 +17,7 @@ export PYTHONHASHSEED := 0
 help:
 	@echo "make book       build the Jupyter Book (_build/html) from committed artifacts"
 	@echo "make test       ruff + pytest (unit, property, notebook smoke, nbval)"
-	@echo "make artifacts  train missing models of PROFILE=$(PROFILE) (slow; resumable)"
+	@echo "make artifacts  train missing models of PROFILE=$(PROFILE) on NPROC=$(NPROC) processes (slow; resumable)"
 	@echo "make info       versions, device, datasets and artifacts"
 
 $(STAMP): pyproject.toml
@@ -64,7 +66,7 @@ html: env
 book: notebooks html
 
 artifacts: data
-	NEUROSENS_ALLOW_TRAIN=1 $(BIN)/python -m neurosens.book artifacts --profile $(PROFILE)
+	NEUROSENS_ALLOW_TRAIN=1 $(BIN)/python -m neurosens.book artifacts --profile $(PROFILE) --nproc $(NPROC)
 
 info: env
 	$(BIN)/python -m neurosens info

@@ -33,6 +33,43 @@ def test_output_shape_per_profile(profile):
     assert m(x).shape == (2, c.num_classes)
 
 
+@pytest.mark.parametrize(
+    "profile, over, macs",
+    [
+        # VGG-16 on CIFAR-10: Σ H²·9·C_in·C_out over the 13 convs + 512·10 (fc1), by hand
+        ("paper", {}, 313_201_664),
+        ("paper", {"arch": "inception_v3"}, 201_498_208),  # Inception-V3, inputs resized to 75
+        # ResNet-18 on 224 px: the usual 1.814 GMACs less 800 of the 1000 classes' fc
+        ("imagenet200", {}, 1_813_663_744),
+        ("paper", {"method": "cas"}, None),
+        ("imagenet200", {"method": "cas"}, None),
+    ],
+)
+def test_gpu_profile_models_train_step_on_cpu(profile, over, macs):
+    """The full-size models of the GPU profiles: one forward/backward of a synthesised
+    batch of 2 at the profile's input size, in train mode, on the CPU."""
+    from neurosens.flops import count_macs
+
+    c = resolve(profile, **over)
+    torch.manual_seed(0)
+    m = build_model(c).train()
+    x = torch.rand(2, c.in_channels, c.image_size, c.image_size)
+    y = torch.tensor([0, c.num_classes - 1])
+    if c.method == "cas":
+        from neurosens.defences.cas import cas_labels, cas_loss
+
+        with cas_labels(m, y):
+            loss = cas_loss(m, m(x), y, c.cas_beta)
+    else:
+        loss = torch.nn.functional.cross_entropy(m(x), y)
+    loss.backward()
+    grads = [p.grad for p in m.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+    if macs is not None:  # the counts the GPU-hour estimates of book/reproduce.md use
+        assert sum(count_macs(m, x[:1]).values()) == macs
+
+
 def test_imagenet200_resnet_output_shape():
     c = resolve("imagenet200", widths=(8, 8, 16, 16), image_size=64)
     m = build_model(c).eval()

@@ -105,13 +105,22 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("artifacts", help="train the study's zoo (no-op for existing runs)")
     a.add_argument("--profile", default="cpu")
     a.add_argument("--groups", nargs="*", help="zoo groups (default: all, headline first)")
-    args = p.parse_args(argv)
+    a.add_argument(
+        "--nproc", type=int, default=1, help="data-parallel processes (GPUs) per run (torchrun)"
+    )
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = p.parse_args(raw)
     if args.cmd == "execute":
         from neurosens.cli import parse_set
 
         times = execute(args.profile, args.only, parameters=parse_set(args.param))
         print(json.dumps({k: round(v, 1) for k, v in times.items()}))
     elif args.cmd == "artifacts":
+        from neurosens.distributed import launched, relaunch
+        from neurosens.train.cli import strip_nproc
+
+        if args.nproc > 1 and not launched():
+            return relaunch(args.nproc, "neurosens.book", strip_nproc(raw))
         train_zoo(args.profile, args.groups)
     else:
         write_pages()
@@ -119,17 +128,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train_zoo(profile: str = "cpu", groups: list[str] | None = None) -> list[str]:
-    """Train every run of the study's zoo in :func:`neurosens.study.training_order`."""
+    """Train every run of the study's zoo in :func:`neurosens.study.training_order`.
+
+    Under ``torchrun`` (``--nproc N``) every process walks the same order and each run is
+    data-parallel over the N processes; rank 0 prints and writes.
+    """
+    from neurosens.distributed import init_from_env
     from neurosens.study import GROUPS, training_order
     from neurosens.train import train
 
+    d = init_from_env()
     order = training_order(profile, groups or GROUPS)
     done = []
     for i, cfg in enumerate(order, start=1):
         t0 = time.perf_counter()
-        print(f"[zoo {i}/{len(order)}] {cfg.run_id}", flush=True)
+        if d.main:
+            print(f"[zoo {i}/{len(order)}] {cfg.run_id}", flush=True)
         done.append(train(cfg, allow_train=True))
-        print(f"[zoo {i}/{len(order)}] {cfg.run_id}: {time.perf_counter() - t0:.0f} s", flush=True)
+        if d.main:
+            secs = time.perf_counter() - t0
+            print(f"[zoo {i}/{len(order)}] {cfg.run_id}: {secs:.0f} s", flush=True)
     return done
 
 

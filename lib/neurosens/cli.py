@@ -77,10 +77,38 @@ def cmd_info(_args: argparse.Namespace) -> int:
     return 0
 
 
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "dataset",
+        nargs="?",
+        default="fashion_mnist",
+        choices=("fashion_mnist", "cifar10", "imagenet200"),
+        help="which dataset (default fashion_mnist)",
+    )
+    p.add_argument("--offline", action="store_true", help="never download")
+    p.add_argument("--ilsvrc", help="imagenet200: ILSVRC-2012 folder with train/ and val/")
+    p.add_argument("--wnids", help="imagenet200: class list file (default: the study's 200)")
+    p.add_argument(
+        "--train-per-class",
+        type=int,
+        default=500,
+        help="imagenet200: first N training images per class (default 500, 0 = all)",
+    )
+    p.add_argument("--val-labels", help="imagenet200: labels of a flat val/ folder")
+    p.add_argument("--out", help="imagenet200: destination (default <data>/imagenet200)")
+
+
 def cmd_data(args: argparse.Namespace) -> int:
-    from neurosens.data import DataUnavailable, provision_fashion_mnist
+    from neurosens.data import DataUnavailable, load_cifar10, provision_fashion_mnist
 
     try:
+        if args.dataset == "imagenet200":
+            return _data_imagenet200(args)
+        if args.dataset == "cifar10":
+            for split in ("train", "test"):
+                load_cifar10(split, download=not args.offline)
+            print("cifar10 ready")
+            return 0
         raw = provision_fashion_mnist(download=not args.offline)
     except DataUnavailable as e:
         print(e, file=sys.stderr)
@@ -89,11 +117,35 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_imagenet200(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from neurosens.imagenet200 import build
+
+    if not args.ilsvrc:
+        print("imagenet200 is built from an ILSVRC-2012 tree: pass --ilsvrc PATH", file=sys.stderr)
+        return 2
+    wnids = Path(args.wnids).read_text(encoding="utf-8").split() if args.wnids else None
+    try:
+        summary = build(
+            Path(args.ilsvrc),
+            Path(args.out) if args.out else None,
+            wnids=wnids,
+            train_per_class=args.train_per_class,
+            val_labels=Path(args.val_labels) if args.val_labels else None,
+        )
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]] = {
     "info": ("print versions, device, threads, datasets and artifacts", lambda p: None, cmd_info),
     "data": (
-        "provision Fashion-MNIST into the data folder",
-        lambda p: p.add_argument("--offline", action="store_true", help="never download"),
+        "provision a dataset (Fashion-MNIST, CIFAR-10; ImageNet-200 from an ILSVRC tree)",
+        add_data_arguments,
         cmd_data,
     ),
 }
