@@ -105,6 +105,36 @@ def test_two_processes_resume_a_one_process_checkpoint(tmp_path):
     assert [h.get("processes", 1) for h in hist] == [1, 2]
 
 
+def test_sharded_evaluation_writes_the_one_process_flags(tmp_path):
+    """``evaluate --nproc 2``: five batches dealt over two processes (the last round has
+    one), a random attack (noise) among them; rank 0 writes the flags of one process."""
+    import json
+    import shutil
+
+    c = resolve("smoke", method="vanilla", **TINY)
+    one = ArtifactStore(tmp_path / "one")
+    train(c, allow_train=True, store=one, progress=False)
+    shutil.copytree(one.root, tmp_path / "two")
+    args = ["--run", c.run_id, "--attacks", "fgsm,pgd_linf,gauss3", "--n", "40"]
+    args += ["--batch-size", "8", "--no-progress"]
+    outs = {}
+    for name, nproc in (("one", 1), ("two", 2)):
+        cmd = [sys.executable, "-m", "neurosens", "evaluate", *args, "--nproc", str(nproc)]
+        out = subprocess.run(
+            cmd, env=_env(tmp_path / name), capture_output=True, text=True, timeout=300
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        outs[name] = out.stdout
+    assert outs["two"].count("run ") == 1  # rank 0 alone prints
+    files = sorted(p.name for p in (one.run_dir(c.run_id) / "eval").iterdir())
+    assert len(files) == 4  # clean, fgsm, pgd_linf, gauss3 (seeded)
+    for f in files:
+        a = json.loads((tmp_path / "one" / c.run_id / "eval" / f).read_text())
+        b = json.loads((tmp_path / "two" / c.run_id / "eval" / f).read_text())
+        assert a["flags"] == b["flags"] and len(a["flags"]) == 40, f
+        assert a["images_sha"] == b["images_sha"] and b["complete"]
+
+
 # -- global-batch BatchNorm ---------------------------------------------------------------------
 
 

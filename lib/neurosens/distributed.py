@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import json
 import os
 import subprocess
 import sys
@@ -264,16 +265,23 @@ def launched() -> bool:
     return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
+RELAUNCH_ENV = "NEUROSENS_RELAUNCH"
+
+
 def relaunch(nproc: int, module: str, argv: Sequence[str]) -> int:
     """Run ``python -m <module> <argv>`` as ``nproc`` processes on this machine through
     ``torch.distributed.run`` (``torchrun --standalone``); return its exit code.
 
-    The children see ``LOCAL_RANK`` and do not relaunch. On CPU the gloo backend is bound
-    to the loopback interface unless ``GLOO_SOCKET_IFNAME`` says otherwise.
+    The command line travels in ``$NEUROSENS_RELAUNCH`` to :func:`_relaunched` (torchrun's
+    own parser would take options such as ``--run`` or ``--n`` for abbreviations of its
+    ``--run-path`` or ``--nnodes``). The children see ``LOCAL_RANK`` and do not relaunch.
+    On CPU the gloo backend is bound to the loopback interface unless
+    ``GLOO_SOCKET_IFNAME`` says otherwise.
     """
     if nproc < 1:
         raise ValueError(f"--nproc must be ≥ 1, got {nproc}")
     env = dict(os.environ)
+    env[RELAUNCH_ENV] = json.dumps([module, *argv])
     env.setdefault("GLOO_SOCKET_IFNAME", "lo")
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     cmd = [
@@ -283,7 +291,19 @@ def relaunch(nproc: int, module: str, argv: Sequence[str]) -> int:
         "--standalone",
         f"--nproc_per_node={nproc}",
         "-m",
-        module,
-        *argv,
+        "neurosens.distributed",
     ]
     return subprocess.call(cmd, env=env)
+
+
+def _relaunched() -> None:  # pragma: no cover - runs in the torchrun children
+    """``python -m <module> <argv>`` from ``$NEUROSENS_RELAUNCH``, in this process."""
+    import runpy
+
+    module, *argv = json.loads(os.environ[RELAUNCH_ENV])
+    sys.argv = [module, *argv]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _relaunched()

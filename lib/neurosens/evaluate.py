@@ -29,6 +29,14 @@ Gradient-masking self-checks (after Athalye et al. 2018 and AutoAttack's checks)
     than the strongest white-box attack of the same norm and at least the same ε;
   * ``large_eps``: ℓ∞ PGD at ε = 1 (any image reachable) leaves accuracy above 10%.
 
+Several processes (``python -m neurosens evaluate --nproc N`` or ``torchrun``): when a
+process group is initialised, the batches of each attack are dealt round-robin over the
+ranks (batch b to rank b mod N), the per-example flags of each round are gathered in
+batch order, and rank 0 alone writes them and runs the self-checks. A batch's random
+generator depends only on the seed and its first index, so the flags are those of one
+process; a resumed evaluation continues at the last complete round. ``seconds`` is then
+the sum of the processes' compute seconds.
+
 :func:`pgd_sweep` runs the Fig. 15 sweeps (ℓ∞ PGD with k = 1..10 at ε = 8/255-paper, and
 ε = 1..12 paper units at k = 10) in one call.
 
@@ -56,6 +64,7 @@ from tqdm.auto import tqdm
 from neurosens.attacks.base import AttackError, eval_mode
 from neurosens.attacks.pgd import pgd
 from neurosens.attacks.registry import AttackSpec, attack_suite, make_spec
+from neurosens.distributed import Dist, current
 
 if TYPE_CHECKING:
     from neurosens.config import Config
@@ -203,14 +212,19 @@ def _run_attack(
     progress: bool,
     recompute: bool,
     clean_ok: np.ndarray | None = None,
+    dist: Dist | None = None,
 ) -> tuple[np.ndarray, float, bool]:
-    """Per-example flags (n,) for one attack, resuming from the store. → (flags, s, cached)."""
+    """Per-example flags (n,) for one attack, resuming from the store. → (flags, s, cached).
+
+    With ``dist`` active, batch b runs on rank b mod N and every rank returns all flags.
+    """
+    d = dist or Dist()
     n = len(x)
     done, seconds = ([], 0.0) if recompute else _load_done(store, run_id, spec, seed, batch_size, x)
     if len(done) >= n:
         return np.array(done[:n], dtype=bool), seconds, True
     flags = list(done)
-    storing = store is not None and run_id is not None
+    storing = store is not None and run_id is not None and d.main
     shas = _images_sha(x) if storing else []
     if storing:
         from neurosens.store import provenance
@@ -222,35 +236,25 @@ def _run_attack(
         initial=len(flags),
         desc=spec.label or spec.name,
         unit="img",
-        disable=not progress,
+        disable=not (progress and d.main),
         leave=False,
     )
+    starts = list(range(len(flags), n, batch_size))
     try:
-        for start in range(len(flags), n, batch_size):
-            xb = x[start : start + batch_size].to(device)
-            yb = y[start : start + batch_size].to(device)
-            t0 = time.perf_counter()
-            gen = _batch_generator(seed, start, device)
-            ok = np.zeros(len(xb), dtype=bool)
-            # adversarial attacks: only examples correct when clean are attacked (robust =
-            # correct clean and attacked, as in AutoAttack); noise: every example
-            sel = (
-                torch.ones(len(xb), dtype=torch.bool)
-                if clean_ok is None
-                else torch.from_numpy(clean_ok[start : start + len(xb)].copy())
-            )
-            if sel.any():
-                xs, ys = xb[sel.to(device)], yb[sel.to(device)]
-                x_adv = spec.run(model, xs, ys, generator=gen, seed=seed + start)
-                if x_adv.shape != xs.shape or x_adv.min() < 0 or x_adv.max() > 1:
-                    raise AttackError(
-                        f"attack {spec.key} returned images outside [0, 1] or misshaped"
-                    )
-                with eval_mode(model):
-                    ok[sel.numpy()] = _correct(model, x_adv, ys).cpu().numpy()
-            seconds += time.perf_counter() - t0
-            flags.extend(bool(v) for v in ok)
-            bar.update(len(ok))
+        for r in range(0, len(starts), d.world):
+            rnd = starts[r : r + d.world]  # one batch per rank in this round
+            mine = None
+            if d.rank < len(rnd):
+                mine = _attack_batch(
+                    model, spec, x, y, rnd[d.rank], seed, batch_size, device, clean_ok
+                )
+            for res in d.all_gather_object(mine):  # rank order = batch order
+                if res is None:
+                    continue
+                ok, secs = res
+                seconds += secs
+                flags.extend(bool(v) for v in ok)
+                bar.update(len(ok))
             if storing:
                 store.write_json(
                     run_id,
@@ -272,6 +276,40 @@ def _run_attack(
     finally:
         bar.close()
     return np.array(flags, dtype=bool), seconds, False
+
+
+def _attack_batch(
+    model: nn.Module,
+    spec: AttackSpec,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    start: int,
+    seed: int,
+    batch_size: int,
+    device: torch.device,
+    clean_ok: np.ndarray | None,
+) -> tuple[list[bool], float]:
+    """Flags of the batch at ``start`` (its RNG depends on seed and start only) and seconds."""
+    xb = x[start : start + batch_size].to(device)
+    yb = y[start : start + batch_size].to(device)
+    t0 = time.perf_counter()
+    gen = _batch_generator(seed, start, device)
+    ok = np.zeros(len(xb), dtype=bool)
+    # adversarial attacks: only examples correct when clean are attacked (robust =
+    # correct clean and attacked, as in AutoAttack); noise: every example
+    sel = (
+        torch.ones(len(xb), dtype=torch.bool)
+        if clean_ok is None
+        else torch.from_numpy(clean_ok[start : start + len(xb)].copy())
+    )
+    if sel.any():
+        xs, ys = xb[sel.to(device)], yb[sel.to(device)]
+        x_adv = spec.run(model, xs, ys, generator=gen, seed=seed + start)
+        if x_adv.shape != xs.shape or x_adv.min() < 0 or x_adv.max() > 1:
+            raise AttackError(f"attack {spec.key} returned images outside [0, 1] or misshaped")
+        with eval_mode(model):
+            ok[sel.numpy()] = _correct(model, x_adv, ys).cpu().numpy()
+    return [bool(v) for v in ok], time.perf_counter() - t0
 
 
 # -- self-checks ------------------------------------------------------------------------------
@@ -384,6 +422,7 @@ def evaluate(
     progress: bool = True,
     checks: bool = True,
     recompute: bool = False,
+    distributed: bool = True,
 ) -> EvalResult:
     """Robust accuracy of ``model`` under ``attacks`` on the first ``n_examples`` test images.
 
@@ -405,6 +444,8 @@ def evaluate(
         progress: tqdm bar per attack with images/s.
         checks: run the gradient-masking self-checks.
         recompute: ignore stored flags.
+        distributed: shard the batches over the initialised process group, if any
+            (see the module doc); every rank returns the same result.
 
     Returns:
         :class:`EvalResult` (tidy table, per-example flags, self-check warnings).
@@ -443,6 +484,7 @@ def evaluate(
     bs = batch_size or config.eval_batch_size
     dev = torch.device(device) if device is not None else _model_device(model)
     model = model.to(dev)
+    d = current() if distributed else Dist()
 
     flags: dict[str, np.ndarray] = {}
     rows: list[dict[str, Any]] = []
@@ -463,6 +505,7 @@ def evaluate(
                 progress,
                 recompute,
                 clean_ok,
+                d,
             )
             flags[spec.key] = f
             rows.append(
@@ -498,7 +541,8 @@ def evaluate(
                 "cached": all(r["cached"] for r in rows),
             }
         )
-        msgs = _self_checks(model, x, y, specs, flags, dev) if checks else []
+        msgs = _self_checks(model, x, y, specs, flags, dev) if checks and d.main else []
+        msgs = d.broadcast_object(msgs)
     for msg in msgs:
         warnings.warn(msg, GradientMaskingWarning, stacklevel=2)
     return EvalResult(pd.DataFrame(rows), flags, specs, msgs, n_max, seed, run_id)

@@ -2,7 +2,9 @@
 
 Evaluates a stored model under named attacks (see :mod:`neurosens.attacks.registry`),
 stores per-example flags in the run folder (resumable) and prints the tidy table and any
-gradient-masking warnings.
+gradient-masking warnings. ``--nproc N`` shards the batches over N processes (one per
+GPU; gloo processes on a CPU) through ``torch.distributed.run``; rank 0 gathers and
+writes the flags (see :mod:`neurosens.evaluate`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ import argparse
 import sys
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from neurosens.distributed import Dist
 
 __all__ = ["COMMANDS"]
 
@@ -28,22 +34,46 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=None, help="first N test images (default: config)")
     p.add_argument("--seed", type=int, default=0, help="seed of random attacks (default 0)")
     p.add_argument("--batch-size", type=int, default=None, help="images per attack batch")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
+    p.add_argument(
+        "--device", default=None, help="cpu or cuda[:i] (default: cuda:<local rank> if available)"
+    )
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="processes sharing the batches (one per GPU; re-launches through torchrun)",
+    )
     p.add_argument("--recompute", action="store_true", help="ignore stored flags")
     p.add_argument("--no-checks", action="store_true", help="skip gradient-masking checks")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
+    from neurosens.distributed import init_from_env, shutdown
+    from neurosens.train.cli import maybe_relaunch
+
+    code = maybe_relaunch(args, "neurosens")
+    if code is not None:
+        return code
+    d = init_from_env()
+    try:
+        return _run(args, d)
+    finally:
+        if d.active:
+            shutdown()
+
+
+def _run(args: argparse.Namespace, d: Dist) -> int:
     from neurosens.attacks.base import AttackError
     from neurosens.evaluate import GradientMaskingWarning, evaluate
+    from neurosens.runtime import select_device
     from neurosens.store import ArtifactError, ArtifactStore
 
     store = ArtifactStore()
     try:
         run_id = store.find(args.run)
         config = store.load_config(run_id)
-        model = store.load_model(run_id, device=args.device)
+        model = store.load_model(run_id, device=select_device(args.device))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", GradientMaskingWarning)
             res = evaluate(
@@ -60,8 +90,11 @@ def run(args: argparse.Namespace) -> int:
                 recompute=args.recompute,
             )
     except (AttackError, ArtifactError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        if d.main:
+            print(f"error: {e}", file=sys.stderr)
         return 2
+    if not d.main:
+        return 0
     cols = ["attack", "kind", "norm", "eps", "n", "accuracy", "seconds", "cached"]
     print(f"run {run_id}  seed {args.seed}")
     print(res.table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
