@@ -287,31 +287,78 @@ def cpu_measurements(store: Any = None) -> list[dict[str, Any]]:
     return rows
 
 
-def main() -> None:  # pragma: no cover - prints the table
+def cpu_rate(rows: list[dict[str, Any]]) -> float | None:
+    """Median achieved FLOP/s of the non-SNS cpu runs (SNS trains only its top layers, so
+    the cost model over-counts it)."""
+    rates = sorted(r["gflops"] for r in rows if not r["method"].startswith("sns"))
+    return rates[len(rates) // 2] * 1e9 if rates else None
+
+
+def markdown_table(gpu: GPU = A100) -> str:
+    """The estimate table of book/reproduce.md (markdown)."""
+    rows = cpu_measurements()
+    cpu = cpu_rate(rows)
+    head = (
+        "| profile | what | GMACs/img | PFLOP | A100 GPU-h (bf16 train, TF32 attacks) "
+        "| A100 GPU-h (all fp32) | this CPU, days |\n|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+
+    def cpu_days(flops: float) -> str:
+        return f"{flops / cpu / 86400:,.0f}" if cpu else "–"
+
     for profile, over in (("paper", {}), ("paper", {"arch": "inception_v3"}), ("imagenet200", {})):
-        e = profile_estimate(profile, **over)
-        label = f"{profile} ({e['arch']})"
-        print(f"\n{label}: {e['gmacs']:.3f} GMACs per image forward")
+        e = profile_estimate(profile, gpu, **over)
+        label = f"`{profile}` {e['arch']}"
         for m, (h, hp, fl) in e["per_method"].items():
-            print(f"  {m:<8} {fl / 1e15:9.1f} PFLOP  {h:8.1f} GPU-h  (all-fp32 {hp:8.1f})")
+            lines.append(
+                f"| {label} | {m}, one run | {e['gmacs']:.2f} | {fl / 1e15:,.0f} | {h:,.2f} "
+                f"| {hp:,.1f} | {cpu_days(fl)} |"
+            )
         if e["zoo_runs"]:
             h, hp = e["zoo_hours"]
-            print(f"  zoo: {e['zoo_runs']} runs  {h:8.1f} GPU-h  (all-fp32 {hp:8.1f})")
-        h, hp = e["eval_hours"]
-        print(f"  evaluation suite per model {h:8.2f} GPU-h  (all-fp32 {hp:8.2f})")
-    rows = cpu_measurements()
-    if rows:
-        print("\nmeasured on this machine (cpu profile, best epoch):")
-        for r in rows:
-            print(
-                f"  {r['run']:<34} {r['images_per_second']:7.0f} img/s  {r['gflops']:6.1f} GFLOP/s"
+            fl = _zoo_flops(profile)
+            lines.append(
+                f"| {label} | the study's zoo ({e['zoo_runs']} runs) | | {fl / 1e15:,.0f} "
+                f"| {h:,.0f} | {hp:,.0f} | {cpu_days(fl)} |"
             )
-    g = A100
-    print(
-        f"\nassumption: {g.name} at {g.efficiency:.0%} of peak: training steps in bf16 "
-        f"({g.bf16 / 1e12:.0f} TFLOP/s), attacks in fp32/TF32 ({g.tf32 / 1e12:.0f}); "
-        f"all-fp32 column at {g.fp32 / 1e12:.1f} TFLOP/s"
+        h, hp = e["eval_hours"]
+        fl = e["eval_flops"]
+        lines.append(
+            f"| {label} | evaluation suite, one model | | {fl / 1e15:,.1f} | {h:,.2f} "
+            f"| {hp:,.2f} | {cpu_days(fl)} |"
+        )
+    note = (
+        f"\nAssumption: {gpu.name} at {gpu.efficiency:.0%} of its dense peak — training steps "
+        f"in bf16 ({gpu.bf16 / 1e12:.0f} TFLOP/s), attack passes in fp32 with TF32 "
+        f"convolutions ({gpu.tf32 / 1e12:.0f} TFLOP/s); all-fp32 column at "
+        f"{gpu.fp32 / 1e12:.1f} TFLOP/s."
     )
+    if cpu:
+        note += (
+            f" This CPU: {cpu / 1e9:.0f} GFLOP/s, measured (median of the cpu runs' best epochs)."
+        )
+    return "\n".join(lines) + "\n" + note
+
+
+def _zoo_flops(profile: str) -> float:
+    from neurosens.study import training_order
+
+    total = 0.0
+    f = None
+    for c in training_order(profile):
+        if f is None:
+            f = 2.0 * model_macs(c.replace(method="vanilla"))
+        t, a = run_flops(c, 2.0 * model_macs(c) if c.method == "cas" else f)
+        total += t + a
+    return total
+
+
+def main() -> None:  # pragma: no cover - prints the table
+    print(markdown_table())
+    print("\nmeasured on this machine (cpu profile, best epoch of each run):")
+    for r in cpu_measurements():
+        print(f"  {r['run']:<34} {r['images_per_second']:7.0f} img/s  {r['gflops']:6.1f} GFLOP/s")
 
 
 if __name__ == "__main__":  # pragma: no cover
