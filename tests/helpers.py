@@ -19,3 +19,19 @@ def tiny_cnn(seed: int = 0) -> nn.Module:
         nn.Flatten(),
         nn.Linear(16, 10),
     )
+
+
+def tiny_run(epochs: int = 2) -> dict:
+    """Config overrides of a tiny training run: 128 training images (4 batches of 32 per
+    epoch), a 4-channel VGG-16, ``epochs`` epochs from scratch and of fine-tuning."""
+    return dict(
+        n_train=128,
+        n_val=32,
+        widths=(4,) * 13,
+        batch_size=32,
+        epochs=epochs,
+        epochs_finetune=epochs,
+        sns_select_n=64,
+        sns_dyn_n=32,
+        eval_batch_size=64,
+    )

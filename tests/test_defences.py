@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import tiny_run
 
 from neurosens import resolve
 from neurosens.defences import METHODS, Context, get_method
@@ -20,25 +21,7 @@ from neurosens.models import build_model
 from neurosens.store import ArtifactStore
 from neurosens.train import train, vanilla_config
 
-TINY = dict(
-    n_train=128,
-    n_val=32,
-    widths=(4,) * 13,
-    batch_size=32,
-    epochs=3,
-    epochs_finetune=3,
-    sns_select_n=64,
-    sns_dyn_n=32,
-    eval_batch_size=64,
-)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+TINY = tiny_run(epochs=3)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import time
 
 import pytest
 import torch
+from helpers import tiny_run
 
 from neurosens import resolve
 from neurosens.config import ConfigError
@@ -19,28 +20,7 @@ from neurosens.store import ArtifactMissing, ArtifactStore
 from neurosens.train import CHECKPOINT, get_model, lr_at, prepare_run, train, vanilla_config
 from neurosens.train.freeze import freeze_except, frozen_norms, set_train_mode
 
-#: tiny runs: 128 training images, 4 batches per epoch, a 4-channel VGG-16
-TINY = dict(
-    n_train=128,
-    n_val=32,
-    widths=(4,) * 13,
-    batch_size=32,
-    epochs=2,
-    epochs_finetune=2,
-    sns_select_n=64,
-    sns_dyn_n=32,
-    eval_batch_size=64,
-)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: identical numerics in the test and its subprocess, and no
-    OpenMP spinning against the other jobs on this shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+TINY = tiny_run(epochs=2)
 
 
 def cfg(method: str = "vanilla", **over):
