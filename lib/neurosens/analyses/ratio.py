@@ -167,7 +167,7 @@ def c7_verdict(
         ours=(
             f"Vanilla ρ(depth, ratio) {van.rho.mean():.2f}, slope {van.slope.mean():.3f}/layer; "
             f"PAT ρ {pat.rho.mean():.2f}, slope {pat.slope.mean():.3f}/layer "
-            f"({len(common)} seeds, ℓ∞ PGD ε = {eps:g}/255-paper)"
+            f"({len(common)} seeds, ℓ∞ PGD at the paper's ε = {eps:g}/255)"
         ),
         paper="ratio increases layer by layer; Vanilla accelerates faster than PAT (Fig. 13a)",
         verdict=verdict,
