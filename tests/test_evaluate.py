@@ -303,6 +303,22 @@ def test_named_attacks_need_a_config(model, data):
 # -- command line ----------------------------------------------------------------------------
 
 
+def test_cli_evaluates_stored_runs_with_the_current_profile_budget(tmp_path, monkeypatch, capsys):
+    """A run stored with other evaluation settings (here n_eval = 8) is evaluated with the
+    profile's settings as defined now (smoke: n_eval = 200), as the notebooks do."""
+    from neurosens.cli import main
+    from neurosens.models import build_model
+
+    monkeypatch.setenv("NEUROSENS_ARTIFACTS", str(tmp_path))
+    config = resolve("smoke", dataset="synthetic", widths=(4,) * 13, n_eval=8)
+    store = ArtifactStore(tmp_path)
+    run_id = store.save_run(config, build_model(config).eval())
+    assert main(["evaluate", "--run", run_id, "--attacks", "clean", "--no-progress"]) == 0
+    assert resolve("smoke").n_eval == 200
+    rec = store.read_json(run_id, f"eval/{make_spec('clean', config).key}.json")
+    assert rec["n"] == 200 and len(rec["flags"]) == 200
+
+
 def test_cli_evaluate_command(tmp_path, monkeypatch, capsys):
     from neurosens.cli import main
     from neurosens.models import build_model

@@ -72,7 +72,7 @@ def _run(args: argparse.Namespace, d: Dist) -> int:
     store = ArtifactStore()
     try:
         run_id = store.find(args.run)
-        config = store.load_config(run_id)
+        config = store.load_config(run_id).with_current_eval()
         model = store.load_model(run_id, device=select_device(args.device))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", GradientMaskingWarning)
