@@ -53,3 +53,15 @@ def test_committed_cpu_lambda_sweep_selects_the_study_lambda():
         m = store.read_json(c.run_id, "metrics.json")
         val[c.sns_lambda] = (m["val_clean_acc"], m["val_pgd_acc"])
     assert study.select_lambda(val) == study.STUDY_LAMBDA["cpu"]
+
+
+def test_budget_group_differs_from_its_twin_only_in_the_fine_tuning_budget():
+    for profile in ("cpu", "smoke"):
+        twin, long = study.group("budget", profile)
+        assert twin.run_id == study.sns_base(profile).replace(sns_lambda=study.BUDGET_LAMBDA).run_id
+        assert (long.epochs_finetune, long.lr_finetune) == (4, 0.05)
+        assert (
+            long.replace(epochs_finetune=twin.epochs_finetune, lr_finetune=twin.lr_finetune) == twin
+        )
+    # the budget check's twin is a run of the λ sweep, so the comparison costs one run
+    assert study.BUDGET_LAMBDA in study.lambdas("cpu")

@@ -185,16 +185,19 @@ def zoo_configs(ctx: Session, name: str) -> dict[Key, Config]:
     """The configs of zoo group ``name`` (:func:`neurosens.study.group`) of the session's
     profile and seeds, keyed (row label, rep): ``ablations`` → ``sns_all``, ``sns_dyn``
     (rep = seed) and ``sns_rand`` (rep = draw); ``layers`` → ``top{k}``; ``lambda`` →
-    ``lambda{λ:g}``; ``zoo`` and ``table3`` → the method. Runs use the study's training
+    ``lambda{λ:g}``; ``budget`` → ``sns_short`` (the study's fine-tuning budget) and
+    ``sns_long`` (PAT's); ``zoo`` and ``table3`` → the method. Runs use the study's training
     settings; the session's overrides apply to evaluation."""
     from neurosens.study import group
 
     out: dict[Key, Config] = {}
-    for cfg in group(name, ctx.config.profile, ctx.seeds):
+    for i, cfg in enumerate(group(name, ctx.config.profile, ctx.seeds)):
         if name == "layers":
             key = (f"top{len(cfg.sns_layers)}", cfg.seed)
         elif name == "lambda":
             key = (f"lambda{cfg.sns_lambda:g}", cfg.seed)
+        elif name == "budget":
+            key = (("sns_short", "sns_long")[i], cfg.seed)
         elif cfg.method == "sns_rand":
             key = ("sns_rand", cfg.sns_rand_draw)
         else:
