@@ -346,3 +346,21 @@ def test_cli_evaluate_command(tmp_path, monkeypatch, capsys):
     res = evaluate(run_id, ["fgsm"], 16, 0, progress=False, checks=False)
     assert res.run_id == run_id and res.table["cached"].all()
     assert res.accuracy("fgsm") == pytest.approx(ok.float().mean().item())
+
+
+def test_black_box_beating_pgd_but_not_autoattack_is_not_flagged(model, data, cfg):
+    from neurosens.evaluate import _self_checks
+
+    specs = [make_spec(a, cfg) for a in ("pgd_linf", "spsa", "autoattack")]
+    x, y = data[:20]
+    ones = np.ones(20, dtype=bool)
+    flags = {
+        specs[0].key: ones.copy(),  # PGD: 100 %
+        specs[1].key: np.r_[np.zeros(2, bool), ones[2:]],  # SPSA: 90 %
+        specs[2].key: np.r_[np.zeros(5, bool), ones[5:]],  # AutoAttack: 75 %
+    }
+    msgs = _self_checks(model, x, y, specs, flags, torch.device("cpu"))
+    assert not [m for m in msgs if m.startswith("black_beats_white")]
+    flags[specs[2].key] = ones.copy()  # without a stronger gradient attack it is flagged
+    msgs = _self_checks(model, x, y, specs, flags, torch.device("cpu"))
+    assert [m for m in msgs if m.startswith("black_beats_white")]

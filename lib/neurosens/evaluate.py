@@ -26,7 +26,8 @@ Gradient-masking self-checks (after Athalye et al. 2018 and AutoAttack's checks)
 :class:`GradientMaskingWarning` and are listed in ``result.warnings``:
   * ``zero_grad``: some clean examples have an exactly-zero input gradient of the loss;
   * ``black_beats_white``: a black-box attack (SPSA, NAttack, Square) reaches lower accuracy
-    than the strongest white-box attack of the same norm and at least the same ε;
+    than the strongest white-box attack (AutoAttack included) of the same norm and at least
+    the same ε;
   * ``large_eps``: ℓ∞ PGD at ε = 1 (any image reachable) leaves accuracy above 10%.
 
 Several processes (``python -m neurosens evaluate --nproc N`` or ``torchrun``): when a
@@ -352,7 +353,9 @@ def _self_checks(
             "(saturated softmax or non-differentiable layers): white-box attacks may be "
             "unreliable; check with black-box attacks"
         )
-    whites = [s for s in specs if s.kind == "white" and s.norm is not None]
+    # AutoAttack (an ensemble led by gradient-based APGD) counts as white-box: a black-box
+    # attack that beats PGD-10 but not AutoAttack shows a weak PGD, not masked gradients.
+    whites = [s for s in specs if s.kind in ("white", "ensemble") and s.norm is not None]
     for b in (s for s in specs if s.kind == "black"):
         peers = [
             w
