@@ -92,6 +92,9 @@ def write_pages() -> None:
 
     write_scorecard_page()
     write_intro_summary()
+    from neurosens.budget import write_budget_section
+
+    write_budget_section()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-__all__ = ["footer", "glue", "glue_claim", "glue_md"]
+__all__ = ["footer", "glue", "glue_claim", "glue_md", "replace_block"]
 
 
 def glue(name: str, value: Any, fmt: str = "{:.4g}", display: bool = False) -> Any:
@@ -71,3 +72,14 @@ def footer(run_ids: Iterable[str], started: float | None = None) -> Any:
         f"({prov['threads']} threads), torch {prov['versions']['torch']}; wall time {wall}"
     )
     return Markdown("\n".join(lines))
+
+
+def replace_block(path: Path, start: str, end: str, body: str) -> Path:
+    """Replace the text between the marker lines ``start`` and ``end`` of ``path``."""
+    text = path.read_text(encoding="utf-8")
+    if start not in text or end not in text:
+        raise ValueError(f"{path} lacks the markers {start} … {end}")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{body}\n{end}{tail}", encoding="utf-8")
+    return path

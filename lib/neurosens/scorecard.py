@@ -164,12 +164,7 @@ def summary_text(found: dict[str, dict[str, Any]]) -> str:
 
 def write_intro_summary(path: Path | None = None) -> Path:
     """Replace the block between the summary markers of ``book/intro.md``."""
+    from neurosens.report import replace_block
+
     path = path or project_root() / "book" / "intro.md"
-    text = path.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        raise ValueError(f"{path} lacks the markers {START} … {END}")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    body = summary_text(collect_claims(path.parent))
-    path.write_text(f"{head}{START}\n{body}\n{END}{tail}", encoding="utf-8")
-    return path
+    return replace_block(path, START, END, summary_text(collect_claims(path.parent)))
