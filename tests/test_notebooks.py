@@ -15,6 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+#: the cell tag nbval --nbval-lax compares (its NBVAL_CHECK_OUTPUT marker)
+CHECK_TAG = "nbval-check-output"
 
 
 def _cells(path: Path) -> list[dict]:
@@ -37,9 +39,16 @@ def test_source_notebook_has_no_outputs_and_a_parameters_cell(nb):
     assert "profile" in src and "import" not in src, "parameters cell holds literals only"
     assert any("setup(" in "".join(c["source"]) for c in code[1:3]), "validation cell missing"
     assert "ctx.footer()" in "".join(code[-1]["source"]), "last cell must print the footer"
-    assert any("nbval-check" in c.get("metadata", {}).get("tags", []) for c in code), (
-        f"{nb.name}: no cell tagged nbval-check"
+    assert any(CHECK_TAG in c.get("metadata", {}).get("tags", []) for c in code), (
+        f"{nb.name}: no cell tagged {CHECK_TAG}"
     )
+
+
+def test_check_tag_is_the_one_nbval_reads():
+    """nbval --nbval-lax compares only cells carrying its own tag; a look-alike is ignored."""
+    from nbval.plugin import metadata_tags
+
+    assert metadata_tags.get(CHECK_TAG) == "check"
 
 
 @pytest.fixture(scope="module")
