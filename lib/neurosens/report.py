@@ -15,14 +15,17 @@ from typing import Any
 __all__ = ["footer", "glue", "glue_claim", "glue_md", "replace_block"]
 
 
-def glue(name: str, value: Any, fmt: str = "{:.4g}", display: bool = False) -> Any:
-    """Glue ``value`` under ``name`` (myst_nb) and print ``name = <rounded>``."""
+def glue(name: str, value: Any, fmt: str = "{:.4g}", display: bool = False) -> None:
+    """Glue ``value`` under ``name`` (myst_nb) and print ``name = <rounded>``.
+
+    Returns None, so that a cell ending in ``glue(...)`` shows no execute_result: nbval
+    runs cells without storing history, where IPython ignores a trailing ``;``.
+    """
     from myst_nb import glue as _glue
 
     _glue(name, value, display=display)
     shown = fmt.format(value) if isinstance(value, (int, float)) else value
     print(f"{name} = {shown}")
-    return value
 
 
 def glue_md(name: str, text: str) -> None:

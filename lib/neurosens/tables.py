@@ -920,7 +920,7 @@ def glue_summary(
     prefix: str = "",
 ) -> None:
     """Glue, rounded for nbval, ``{prefix}{method}_{attack}`` (mean %, 1 decimal),
-    ``…_std`` (sd over reps, %), ``paper_{method}_{attack}`` (where the paper has one) and
+    ``…_std`` (sd over reps, %), ``{prefix}paper_{method}_{attack}`` (where the paper has one) and
     ``{prefix}n_{attack}`` (images per rep)."""
     from neurosens.report import glue
 
@@ -939,7 +939,7 @@ def glue_summary(
             glue(f"{prefix}{m}_{a}", round(100 * float(r["mean"]), 1), fmt="{:.1f}")
             glue(f"{prefix}{m}_{a}_std", round(100 * float(r["std"]), 1), fmt="{:.1f}")
             if np.isfinite(r["paper"]):
-                glue(f"paper_{m}_{a}", round(100 * float(r["paper"]), 1), fmt="{:.1f}")
+                glue(f"{prefix}paper_{m}_{a}", round(100 * float(r["paper"]), 1), fmt="{:.1f}")
 
 
 def glue_paired(p: pd.DataFrame, name: str) -> None:
