@@ -122,7 +122,13 @@ def test_cw_all_negative_logits_torchattacks_bug(trained, batch):
     clean = acc(model, x, y)
     theirs = torchattacks.CW(model, c=1.0, kappa=0, steps=30, lr=0.01)(x, y)
     ours = cw_l2(model, x, y, c0=1.0, binary_steps=1, steps=30, abort_early=False)
-    assert acc(model, theirs, y) == pytest.approx(clean)  # torchattacks does nothing
+    # torchattacks does (almost) nothing: nearly every output is the input up to the tanh
+    # round trip, and its accuracy stays within an image or two of the clean one (at logits
+    # near −1000 float32 resolves only ~6e-5, so a near-tie can flip on a tiny change).
+    moved = (theirs - x).flatten(1).norm(dim=1)  # (B,) ℓ2 perturbation
+    assert float((moved > 1e-3).float().mean()) <= 0.05, moved
+    assert abs(acc(model, theirs, y) - clean) <= 2 / len(y)
+    assert float((ours - x).flatten(1).norm(dim=1).median()) > 0.1
     assert acc(model, ours, y) < clean - 0.1  # ours is unaffected by the shift
     assert acc(model, ours, y) == pytest.approx(
         acc(trained, cw_l2(trained, x, y, c0=1.0, binary_steps=1, steps=30, abort_early=False), y)
