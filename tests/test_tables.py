@@ -79,6 +79,22 @@ def test_intervals_and_value(frame):
         tables.value(s, "alp", "clean")
 
 
+def test_smallest_collapsed():
+    # λ = 1 and λ = 5 sit at chance (10% of 10 classes, within ±2 points), λ = 0.3 does not
+    df = pd.DataFrame(
+        [
+            row("lambda0.3", 0, "clean", flags(81, 100)),
+            row("lambda5", 0, "clean", flags(10, 100)),
+            row("lambda1", 0, "clean", flags(11, 100)),
+        ]
+    )
+    s = tables.summarize(df, paper=None)
+    sweep = {"lambda0.3": 0.3, "lambda1": 1.0, "lambda5": 5.0}
+    assert tables.smallest_collapsed(s, sweep, num_classes=10) == 1.0
+    assert np.isnan(tables.smallest_collapsed(s, {"lambda0.3": 0.3}, num_classes=10))
+    assert tables.smallest_collapsed(s, sweep, num_classes=10, tol=0.005) == 5.0
+
+
 # -- paired tests ----------------------------------------------------------------------------
 
 

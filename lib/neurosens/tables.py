@@ -74,6 +74,7 @@ __all__ = [
     "require",
     "sensitivity_frame",
     "sensitivity_profile",
+    "smallest_collapsed",
     "stored_flags",
     "summarize",
     "sweep_frame",
@@ -958,6 +959,29 @@ def relabel(df: pd.DataFrame, method: str, attack: str, new: str) -> pd.DataFram
     out = df.copy()
     out.loc[(out["method"] == method) & (out["attack"] == attack), "attack"] = new
     return out
+
+
+def smallest_collapsed(
+    summary: pd.DataFrame,
+    sweep: Mapping[str, float],
+    num_classes: int,
+    attack: str = "clean",
+    tol: float = 0.02,
+) -> float:
+    """The smallest swept value whose model has collapsed to (about) a constant prediction.
+
+    Args:
+        summary: a :func:`summarize` frame.
+        sweep: ``{method label: swept value}`` (e.g. ``{"lambda1": 1.0}``).
+        num_classes: chance accuracy is ``1 / num_classes``.
+        attack: the column read (clean accuracy by default).
+        tol: collapsed when the mean accuracy is within ``tol`` of chance.
+
+    Returns NaN when no swept model collapsed.
+    """
+    chance = 1.0 / num_classes
+    hits = [v for m, v in sweep.items() if abs(value(summary, m, attack) - chance) <= tol]
+    return float(min(hits)) if hits else float("nan")
 
 
 def value(summary: pd.DataFrame, method: str, attack: str, column: str = "mean") -> float:
