@@ -10,6 +10,12 @@ PROFILE ?= cpu
 NPROC ?= 1
 STAMP := $(VENV)/.neurosens-installed
 LINTED := lib tests benchmarks
+# CPU matrix: these tests (models, training, attacks, defences, distributed) run a second
+# time with oneDNN capped at its AVX2 kernels, so that nothing lands that only works with
+# the AVX-512 ones (tests/test_onednn_workaround.py covers both ISAs by itself)
+ISA_MATRIX := tests/test_models.py tests/test_runtime.py tests/test_train.py \
+  tests/test_attacks.py tests/test_attack_properties.py tests/test_defences.py \
+  tests/test_distributed.py tests/test_imagenet200.py
 export PYTHONHASHSEED := 0
 
 .PHONY: help env data test test-fast lint book notebooks html artifacts info clean
@@ -48,6 +54,7 @@ lint: env
 
 test: data lint
 	$(BIN)/python -m pytest tests
+	ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python -m pytest -q -p no:cacheprovider $(ISA_MATRIX)
 	@if ls book/*.ipynb >/dev/null 2>&1; then \
 	  NEUROSENS_ALLOW_TRAIN= $(BIN)/python -m pytest --nbval-lax \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider book; \

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from neurosens import resolve
 from neurosens.models import VGG16
 from neurosens.models.vgg import BLOCKS
+from neurosens.runtime import to_memory_format
 
 
 def gemm_peak(n: int = 2048, reps: int = 5, trials: int = 7) -> float:
@@ -49,7 +50,7 @@ def conv_flops_fwd_bwd(widths: tuple[int, ...], in_ch: int, batch: int, size: in
 def time_fwd_bwd(widths: tuple[int, ...], channels_last: bool, batch: int = 128) -> float:
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    m = VGG16(widths, 1, 10).to(memory_format=fmt)
+    m = to_memory_format(VGG16(widths, 1, 10), fmt)
     x = torch.rand(batch, 1, 32, 32).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (batch,))
     for _ in range(3):

@@ -36,6 +36,7 @@ from neurosens.data import train_set
 from neurosens.defences import Context, get_method
 from neurosens.defences.anp import PHASE_BOUNDS
 from neurosens.models import build_model
+from neurosens.runtime import to_memory_format
 from neurosens.train.freeze import freeze_except, set_train_mode
 from neurosens.train.loop import _optimizer
 
@@ -85,7 +86,7 @@ class Runner:
         torch.manual_seed(0)
         self.model = build_model(config)
         self.method.check(self.model)
-        self.model.to(memory_format=torch.channels_last)
+        to_memory_format(self.model, torch.channels_last)
         if self.method.finetune:  # timing does not depend on which neurons: a random 10%
             from neurosens.defences.sns import SNSRand
 

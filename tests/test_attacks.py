@@ -128,7 +128,12 @@ def test_cw_all_negative_logits_torchattacks_bug(trained, batch):
     moved = (theirs - x).flatten(1).norm(dim=1)  # (B,) ℓ2 perturbation
     assert float((moved > 1e-3).float().mean()) <= 0.05, moved
     assert abs(acc(model, theirs, y) - clean) <= 2 / len(y)
-    assert float((ours - x).flatten(1).norm(dim=1).median()) > 0.1
+    # ours moves the images it has to move: those the model classifies correctly (the
+    # misclassified ones are adversarial as they are and stay ~in place; their share, and
+    # so the median over all images, varies with the CPU's kernels)
+    with torch.no_grad():
+        correct = model(x).argmax(1) == y
+    assert float((ours - x)[correct].flatten(1).norm(dim=1).median()) > 0.1
     assert acc(model, ours, y) < clean - 0.1  # ours is unaffected by the shift
     assert acc(model, ours, y) == pytest.approx(
         acc(trained, cw_l2(trained, x, y, c0=1.0, binary_steps=1, steps=30, abort_early=False), y)

@@ -8,6 +8,8 @@ def test_info_prints_environment(artifacts):
     ).stdout
     for needle in ("torch", "device", "threads", "fashion_mnist", "artifacts (0 in"):
         assert needle in out
+    for needle in ("AVX2 ", "AVX-512 ", "AMX ", "bf16 ", "oneDNN ISA", "ATen ISA"):
+        assert needle in out
 
 
 def test_data_command_offline_error(tmp_path, monkeypatch):

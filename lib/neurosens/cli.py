@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -53,6 +54,7 @@ def _dataset_status() -> list[tuple[str, str]]:
 def cmd_info(_args: argparse.Namespace) -> int:
     import torch
 
+    from neurosens.cpu import aten_capability, cpu_model, onednn_isa, vector_extensions
     from neurosens.paths import artifacts_root, data_root, project_root
     from neurosens.store import ArtifactStore, provenance
 
@@ -64,6 +66,13 @@ def cmd_info(_args: argparse.Namespace) -> int:
     dev = f"cuda ({torch.cuda.get_device_name(0)})" if cuda else "cpu"
     print(f"  {'device':<12} {dev}")
     print(f"  {'threads':<12} {torch.get_num_threads()}")
+    ext = vector_extensions()
+    have = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in ext.items())
+    print(f"  {'cpu':<12} {cpu_model()}: {have}")
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    capped = f" (ONEDNN_MAX_CPU_ISA={cap})" if cap else ""
+    print(f"  {'oneDNN ISA':<12} {onednn_isa()}{capped}")
+    print(f"  {'ATen ISA':<12} {aten_capability()}")
     print(f"  {'git':<12} {prov['git_sha']}{' (dirty)' if prov['git_dirty'] else ''}")
     print(f"  {'root':<12} {project_root()}")
     print(f"  {'data':<12} {data_root()}")

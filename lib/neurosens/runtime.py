@@ -29,6 +29,36 @@ on a Fashion-MNIST batch at conv1: max error 8e-4 against float64, NCHW 4e-7), w
 harmless for training but means channels_last runs agree with any other computation of
 the same run (another process count, another layout) only to about that precision.
 
+Models and batches get their layout from :func:`to_memory_format` /
+:meth:`Runtime.prepare_model` (never ``model.to(memory_format=...)`` directly), which keeps
+the convolutions that oneDNN computes wrongly in channels_last in NCHW (next section).
+
+oneDNN workaround (torch 2.14.1, its oneDNN v3.12.0)
+----------------------------------------------------
+oneDNN's JIT 1×1 convolution *backward-weights* kernel, on a channels_last (NHWC) source
+with stride > 1 (its "reduce to unit stride" copy) and fewer input channels per group than
+the kernel's channel block (8 with its AVX2 kernels, 16 with AVX-512), writes past its
+workspace: wrong weight gradients, a hang of the OpenMP threads, or heap corruption
+(``corrupted double-linked list``, SIGSEGV) — which of the three varies with the spatial
+size and the thread count. Forward, backward-data, NCHW and ``torch.backends.mkldnn``
+disabled are correct. Reproduction (torch alone; ``tests/onednn_1x1_repro.py --raw``)::
+
+    conv = nn.Conv2d(4, 8, 1, stride=2, bias=False).to(memory_format=torch.channels_last)
+    x = torch.randn(4, 4, 64, 64).contiguous(memory_format=torch.channels_last)
+    for _ in range(3):
+        conv(x).sum().backward()    # AVX-512: SIGSEGV; ONEDNN_MAX_CPU_ISA=AVX2: hangs
+
+(measured at 32×32 too: AVX2 kernels hang or give wrong gradients; AVX-512 kernels pass
+there, crash at 64×64; 16 input channels pass both.) Reported upstream as oneDNN issue
+#6035 ("1x1 convolution backward_weights writes past the rtus workspace (nhwc, IC <
+ic_block)"). :func:`onednn_1x1_affected` names such a convolution — kernel 1×1, a stride
+> 1, fewer than :data:`ONEDNN_1X1_MIN_IC` input channels per group, whatever the ISA (the
+AVX-512 block covers the AVX2 one) — and :func:`to_memory_format` keeps it and its input
+in NCHW; everything else stays channels_last. In this study only ResNet-18 shortcuts of
+widths below 16 (test models) are affected: the cpu-profile VGG-16 has no 1×1 strided
+convolution. Remove the workaround once a torch release whose oneDNN has the fix passes
+``tests/test_onednn_workaround.py`` with it removed.
+
     >>> rt = runtime()                       # doctest: +SKIP
     >>> with rt.autocast():                  # doctest: +SKIP
     ...     loss = method.loss(model, x, y, ctx)
@@ -44,11 +74,80 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
-__all__ = ["MEMORY_FORMATS", "PRECISIONS", "Runtime", "runtime", "select_device"]
+__all__ = [
+    "MEMORY_FORMATS",
+    "ONEDNN_1X1_MIN_IC",
+    "PRECISIONS",
+    "Runtime",
+    "nchw_strides",
+    "onednn_1x1_affected",
+    "runtime",
+    "select_device",
+    "to_memory_format",
+]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "fp64")
 MEMORY_FORMATS = ("channels_last", "contiguous")
+# oneDNN's widest 1×1 backward-weights channel block (AVX-512; AVX2's is 8): see module doc
+ONEDNN_1X1_MIN_IC = 16
+
+
+def onednn_1x1_affected(module: nn.Module) -> bool:
+    """Whether oneDNN's channels_last 1×1 strided backward-weights bug can hit ``module``."""
+    return (
+        isinstance(module, nn.Conv2d)
+        and module.kernel_size == (1, 1)
+        and module.stride != (1, 1)
+        and module.in_channels // module.groups < ONEDNN_1X1_MIN_IC
+    )
+
+
+def nchw_strides(t: torch.Tensor) -> bool:
+    """Whether ``t`` has NCHW (row-major) strides.
+
+    Stricter than ``t.is_contiguous()``, which also holds for the channels_last strides of
+    a 1×1 kernel's weight (size-1 dims are ignored there), while PyTorch reads the layout
+    of a convolution from the strides themselves.
+    """
+    expected, step = [], 1
+    for n in reversed(t.shape):
+        expected.append(step)
+        step *= n
+    return t.stride() == tuple(reversed(expected))
+
+
+def _nchw_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Forward pre-hook of an affected convolution: weight and input in NCHW."""
+    if not nchw_strides(module.weight):  # a later model.to(memory_format=...) changed it
+        module.to(memory_format=torch.contiguous_format)
+    return tuple(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args)
+
+
+def to_memory_format(
+    model: nn.Module,
+    memory_format: torch.memory_format = torch.channels_last,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> nn.Module:
+    """``model.to(device, dtype, memory_format)``, in place, with the oneDNN workaround.
+
+    In channels_last, every :func:`onednn_1x1_affected` convolution keeps NCHW weights
+    and gets a forward pre-hook that hands it its input in NCHW (once per module; the hook
+    also undoes a later ``model.to(memory_format=torch.channels_last)``). Values are
+    unchanged: only the memory layout of those convolutions differs.
+    """
+    model.to(device=device, dtype=dtype, memory_format=memory_format)
+    if memory_format != torch.channels_last:
+        return model
+    for m in model.modules():
+        if onednn_1x1_affected(m):
+            m.to(memory_format=torch.contiguous_format)
+            if not getattr(m, "_onednn_nchw", False):
+                m.register_forward_pre_hook(_nchw_input)
+                m._onednn_nchw = True
+    return model
 
 
 def select_device(device: str | torch.device | None = None) -> torch.device:
@@ -88,6 +187,10 @@ class Runtime:
     @property
     def memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        """``model`` on this device, dtype and memory format (see :func:`to_memory_format`)."""
+        return to_memory_format(model, self.memory_format, self.device, self.dtype)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Autocast for the training forward pass (a no-op context in fp32)."""

@@ -320,8 +320,9 @@ def train(
             )
             model.load_state_dict(vanilla.state_dict(), strict=True)
     # channels_last: ~1.6× faster conv forward+backward on this CPU (measured, VGG-16 cpu
-    # widths, batch 128); values are the same, only the memory layout changes
-    model.to(device=dev, dtype=rt.dtype, memory_format=rt.memory_format)
+    # widths, batch 128); values are the same, only the memory layout changes (and the
+    # convolutions oneDNN gets wrong in channels_last stay NCHW: runtime.to_memory_format)
+    rt.prepare_model(model)
     if d.active:  # BatchNorm over the global batch, before freezing (same parameters)
         model = convert_batchnorm(model, dev)
     trainable = method.trainable_layers(model)
