@@ -38,7 +38,7 @@ $(STAMP): pyproject.toml
 env: $(STAMP)
 
 # Fashion-MNIST: data/ first, then Debian's dataset-fashion-mnist (installed here when we
-# are root with apt), then torchvision's download (see lib/neurosens/data.py).
+# are root with apt), then torchvision's download (see lib/neurosens/data/images.py).
 data: env
 	@if [ ! -f data/FashionMNIST/raw/train-images-idx3-ubyte ] \
 	    && [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] \
@@ -51,6 +51,7 @@ data: env
 lint: env
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/lint-imports  # the package's layers (pyproject.toml [tool.importlinter])
 
 test: data lint
 	$(BIN)/python -m pytest tests
@@ -64,16 +65,16 @@ test-fast: env
 	$(BIN)/python -m pytest tests -m "not notebook" -x -q
 
 notebooks: data
-	NEUROSENS_ALLOW_TRAIN= $(BIN)/python -m neurosens.book execute --profile $(PROFILE)
+	NEUROSENS_ALLOW_TRAIN= $(BIN)/python -m neurosens book execute --profile $(PROFILE)
 
 html: env
-	$(BIN)/python -m neurosens.book pages
+	$(BIN)/python -m neurosens book pages
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 book: notebooks html
 
 artifacts: data
-	NEUROSENS_ALLOW_TRAIN=1 $(BIN)/python -m neurosens.book artifacts --profile $(PROFILE) --nproc $(NPROC)
+	NEUROSENS_ALLOW_TRAIN=1 $(BIN)/python -m neurosens book artifacts --profile $(PROFILE) --nproc $(NPROC)
 
 info: env
 	$(BIN)/python -m neurosens info

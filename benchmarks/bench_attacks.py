@@ -35,7 +35,7 @@ def main() -> None:
     import torchattacks
 
     from neurosens.attacks import pgd
-    from neurosens.config import resolve
+    from neurosens.core.config import resolve
     from neurosens.models import build_model
 
     config = resolve("cpu")

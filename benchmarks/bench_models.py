@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from neurosens import resolve
+from neurosens.core.runtime import to_memory_format
 from neurosens.models import VGG16
 from neurosens.models.vgg import BLOCKS
-from neurosens.runtime import to_memory_format
 
 
 def gemm_peak(n: int = 2048, reps: int = 5, trials: int = 7) -> float:

@@ -1,4 +1,4 @@
-"""Cost of the oneDNN 1×1 workaround (:func:`neurosens.runtime.to_memory_format`).
+"""Cost of the oneDNN 1×1 workaround (:func:`neurosens.core.runtime.to_memory_format`).
 
 One fwd+bwd of a batch of 128 (fp32, 1×32×32 inputs), timed alternately in one run so
 the ratios compare like with like on a shared machine (fastest of the repetitions):
@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurosens import resolve
+from neurosens.core.runtime import onednn_1x1_affected, to_memory_format
 from neurosens.models import VGG16, ResNet18
-from neurosens.runtime import onednn_1x1_affected, to_memory_format
 
 CL, NCHW = torch.channels_last, torch.contiguous_format
 

@@ -31,14 +31,14 @@ import torch.nn.functional as F
 
 import neurosens
 from neurosens.attacks import pgd
-from neurosens.data import first_n, load_dataset
-from neurosens.models import build_model
-from neurosens.probe import capture
-from neurosens.sensitivity import (
+from neurosens.data.images import first_n, load_dataset
+from neurosens.measures.sensitivity import (
     SensitivityAccumulator,
     neuron_sensitivity,
     sensitivity_under_attack,
 )
+from neurosens.models import build_model
+from neurosens.models.probe import capture
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 

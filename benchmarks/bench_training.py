@@ -32,11 +32,11 @@ import torch
 from torch import nn
 
 from neurosens import resolve
-from neurosens.data import train_set
+from neurosens.core.runtime import to_memory_format
+from neurosens.data.images import train_set
 from neurosens.defences import Context, get_method
 from neurosens.defences.anp import PHASE_BOUNDS
 from neurosens.models import build_model
-from neurosens.runtime import to_memory_format
 from neurosens.train.freeze import freeze_except, set_train_mode
 from neurosens.train.loop import _optimizer
 

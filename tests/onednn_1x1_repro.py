@@ -1,9 +1,9 @@
 """Reproduction of oneDNN's channels_last 1×1 strided backward-weights bug (torch 2.14.1).
 
-See ``neurosens.runtime`` (module doc, "oneDNN workaround"). Three fwd+bwd passes of a
+See ``neurosens.core.runtime`` (module doc, "oneDNN workaround"). Three fwd+bwd passes of a
 1×1 stride-2 convolution with 4 input channels, and of a ResNet-18 at widths (4, 4, 4, 4)
 (whose shortcuts are such convolutions), both in channels_last, prepared by the library
-(:func:`neurosens.runtime.to_memory_format`) or, with ``--raw``, by plain
+(:func:`neurosens.core.runtime.to_memory_format`) or, with ``--raw``, by plain
 ``.to(memory_format=torch.channels_last)``; the weight gradients are compared with a
 float64 NCHW reference. Prints ``ok`` and exits 0, or exits 1 on a wrong gradient; the bug
 shows as a hang, a heap-corruption abort or a SIGSEGV instead.
@@ -22,8 +22,8 @@ import sys
 import torch
 from torch import nn
 
+from neurosens.core.runtime import to_memory_format
 from neurosens.models import ResNet18
-from neurosens.runtime import to_memory_format
 
 TOLERANCE = 1e-3  # float32 against float64; the bug's errors are O(1)–O(100)
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from neurosens import analyses
-from neurosens.config import resolve
-from neurosens.data import synthetic
-from neurosens.sensitivity import neuron_sensitivity
+from neurosens.core.config import resolve
+from neurosens.data.images import synthetic
+from neurosens.measures.sensitivity import neuron_sensitivity
 
 TINY = (4,) * 13
 
@@ -87,8 +87,8 @@ def test_pair_statistics_matches_eq1_and_eq11(tiny_vgg):
 @pytest.fixture
 def session(artifacts):
     from neurosens.models import build_model
-    from neurosens.notebook import Session
-    from neurosens.store import ArtifactStore
+    from neurosens.store.artifacts import ArtifactStore
+    from neurosens.study.session import Session
 
     cfg = resolve("smoke", widths=TINY, n_eval=16, eval_batch_size=8)
     store = ArtifactStore()

@@ -27,8 +27,8 @@ from neurosens.attacks import (
     spsa,
     square,
 )
-from neurosens.config import resolve
-from neurosens.data import synthetic
+from neurosens.core.config import resolve
+from neurosens.data.images import synthetic
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from neurosens import study
-from neurosens.budget import END, START, budget_markdown, cpu_time, write_budget_section
-from neurosens.config import resolve
-from neurosens.store import ArtifactStore
+from neurosens.core.config import resolve
+from neurosens.store.artifacts import ArtifactStore
+from neurosens.study import zoo as study
+from neurosens.study.budget import END, START, budget_markdown, cpu_time, write_budget_section
 
 
 def _store(tmp_path) -> ArtifactStore:

@@ -1,9 +1,9 @@
 import torch
 
 from neurosens import resolve
-from neurosens.cache import cached
 from neurosens.models import build_model
-from neurosens.store import ArtifactStore
+from neurosens.store.artifacts import ArtifactStore
+from neurosens.store.cache import cached
 
 
 def test_cached_computes_once_and_keys_by_params(artifacts):

@@ -14,7 +14,7 @@ def test_info_prints_environment(artifacts):
 
 def test_data_command_offline_error(tmp_path, monkeypatch):
     env = {"NEUROSENS_DATA": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    import neurosens.data as D
+    import neurosens.data.images as D
 
     if D.DEBIAN_FASHION_MNIST.is_dir():
         # the Debian copy is found second: the command succeeds and unpacks into tmp_path

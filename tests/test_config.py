@@ -1,7 +1,9 @@
 import pytest
 
-from neurosens.config import Config, ConfigError, resolve
-from neurosens.profiles import EPS_SCALE, SETTINGS_TABLE, paper_eps, profile_defaults
+from neurosens.core.config import Config, resolve
+from neurosens.core.errors import ConfigError
+from neurosens.core.profiles import EPS_SCALE, paper_eps, profile_defaults
+from neurosens.study.settings import settings_table
 
 
 @pytest.mark.parametrize("profile", ["smoke", "cpu", "paper", "imagenet200"])
@@ -35,7 +37,8 @@ def test_paper_eps_mapping():
     assert paper_eps(8, profile="paper") == pytest.approx(8 / 255)
     # ℓ2 additionally scaled by sqrt(1024/3072)
     assert paper_eps(80, "l2") == pytest.approx(80 / 255 * EPS_SCALE * (1 / 3) ** 0.5)
-    assert len(SETTINGS_TABLE) >= 10 and all(len(r) == 4 for r in SETTINGS_TABLE)
+    table = settings_table()
+    assert len(table) >= 10 and all(len(r) == 4 for r in table)
 
 
 def test_overrides_and_hash():

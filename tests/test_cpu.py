@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from neurosens.cpu import cpu_flags, cpu_model, onednn_isa, vector_extensions
+from neurosens.core.cpu import cpu_flags, cpu_model, onednn_isa, vector_extensions
 
 CPUINFO = """processor\t: 0
 model name\t: Test CPU @ 2.0GHz
@@ -36,7 +36,7 @@ def test_onednn_isa_is_read_from_onednn_itself():
 
 def test_onednn_isa_honours_the_isa_cap():
     env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
-    code = "from neurosens.cpu import onednn_isa; print(onednn_isa())"
+    code = "from neurosens.core.cpu import onednn_isa; print(onednn_isa())"
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     ).stdout

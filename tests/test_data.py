@@ -3,7 +3,7 @@ import gzip
 import pytest
 import torch
 
-from neurosens import data as D
+from neurosens.data import images as D
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from neurosens.defences.cas import ChannelSuppress, aux_logits, cas_attack_loss,
 from neurosens.defences.pat import pat_forward
 from neurosens.defences.sns import sns_loss
 from neurosens.models import build_model
-from neurosens.store import ArtifactStore
+from neurosens.store.artifacts import ArtifactStore
 from neurosens.train import train, vanilla_config
 
 TINY = tiny_run(epochs=3)
@@ -181,8 +181,8 @@ def test_method_lowers_its_training_loss(store, method):
 
 def test_sns_reduces_sensitivity_of_its_selected_neurons(store):
     from neurosens.attacks import pgd
-    from neurosens.data import test_set
-    from neurosens.sensitivity import neuron_sensitivity
+    from neurosens.data.images import test_set
+    from neurosens.measures.sensitivity import neuron_sensitivity
 
     c = cfg("sns")
     train(c, allow_train=True, store=store, progress=False)

@@ -24,11 +24,11 @@ import pytest
 import torch
 
 from neurosens import resolve
-from neurosens.distributed import Dist, shard_slice
-from neurosens.store import ArtifactStore
+from neurosens.cli.common import strip_nproc
+from neurosens.core.distributed import Dist, shard_slice
+from neurosens.store.artifacts import ArtifactStore
 from neurosens.train import CHECKPOINT, train
 from neurosens.train.batches import local_batch
-from neurosens.train.cli import strip_nproc
 
 #: 128 training images, batches of 64 (32 per process), one epoch
 TINY = dict(n_train=128, epochs=1)
@@ -148,7 +148,7 @@ def _free_port() -> int:
 def _bn_worker(rank: int, world: int, port: int, q) -> None:
     import torch.distributed as dist
 
-    from neurosens.distributed import GlobalBatchNorm
+    from neurosens.core.distributed import GlobalBatchNorm
 
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo")

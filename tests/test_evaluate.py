@@ -13,10 +13,10 @@ from torch import nn
 
 from neurosens.attacks import AttackError, fgsm, make_spec, pgd
 from neurosens.attacks import registry as reg
-from neurosens.config import resolve
-from neurosens.data import synthetic
-from neurosens.evaluate import GradientMaskingWarning, evaluate, pgd_sweep
-from neurosens.store import ArtifactStore
+from neurosens.core.config import resolve
+from neurosens.data.images import synthetic
+from neurosens.evaluation.harness import GradientMaskingWarning, evaluate, pgd_sweep
+from neurosens.store.artifacts import ArtifactStore
 
 
 @pytest.fixture(scope="module")
@@ -306,7 +306,7 @@ def test_named_attacks_need_a_config(model, data):
 def test_cli_evaluates_stored_runs_with_the_current_profile_budget(tmp_path, monkeypatch, capsys):
     """A run stored with other evaluation settings (here n_eval = 8) is evaluated with the
     profile's settings as defined now (smoke: n_eval = 200), as the notebooks do."""
-    from neurosens.cli import main
+    from neurosens.cli.main import main
     from neurosens.models import build_model
 
     monkeypatch.setenv("NEUROSENS_ARTIFACTS", str(tmp_path))
@@ -320,7 +320,7 @@ def test_cli_evaluates_stored_runs_with_the_current_profile_budget(tmp_path, mon
 
 
 def test_cli_evaluate_command(tmp_path, monkeypatch, capsys):
-    from neurosens.cli import main
+    from neurosens.cli.main import main
     from neurosens.models import build_model
 
     monkeypatch.setenv("NEUROSENS_ARTIFACTS", str(tmp_path))
@@ -349,7 +349,7 @@ def test_cli_evaluate_command(tmp_path, monkeypatch, capsys):
 
 
 def test_black_box_beating_pgd_but_not_autoattack_is_not_flagged(model, data, cfg):
-    from neurosens.evaluate import _self_checks
+    from neurosens.evaluation.harness import _self_checks
 
     specs = [make_spec(a, cfg) for a in ("pgd_linf", "spsa", "autoattack")]
     x, y = data[:20]

@@ -1,4 +1,4 @@
-"""FLOP counting and the GPU-hour cost model (neurosens.flops)."""
+"""FLOP counting and the GPU-hour cost model (neurosens.study.flops)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from neurosens import resolve
-from neurosens.flops import A100, count_macs, eval_flops_per_image, run_flops, train_passes
+from neurosens.study.flops import A100, count_macs, eval_flops_per_image, run_flops, train_passes
 
 
 @pytest.mark.parametrize("stride, padding, groups", [(1, 1, 1), (2, 0, 1), (1, 1, 4)])

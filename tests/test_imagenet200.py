@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from neurosens import resolve
-from neurosens.imagenet200 import (
+from neurosens.data.imagenet200 import (
     NAMED_CLASSES,
     build,
     committed_wnids,
@@ -83,7 +83,7 @@ def test_builder_links_the_subset(ilsvrc, tmp_path):
 
 
 def test_cli_builds_and_reports(ilsvrc, tmp_path, monkeypatch):
-    from neurosens.cli import main
+    from neurosens.cli.main import main
 
     root, wnids = ilsvrc
     wfile = tmp_path / "wnids.txt"
@@ -98,8 +98,8 @@ def test_tiny_imagenet200_run_through_the_folder_pipeline(ilsvrc, tmp_path, monk
     """One epoch of the imagenet200 profile (tiny widths, 32 px) from a built folder:
     DataLoader + DistributedSampler (one process), resized-crop augmentation, in-memory
     validation images in the fixed seeded order."""
-    from neurosens.data import FolderSource, test_set, validation_images
-    from neurosens.store import ArtifactStore
+    from neurosens.data.images import FolderSource, test_set, validation_images
+    from neurosens.store.artifacts import ArtifactStore
     from neurosens.train import train
 
     root, wnids = ilsvrc

@@ -6,16 +6,16 @@ import pytest
 import torch
 from torch import nn
 
-from neurosens.data import ImageSet
-from neurosens.importance import (
+from neurosens.data.images import ImageSet
+from neurosens.measures.importance import (
     importance,
     importance_from_features,
     important_neurons,
     voted_neurons,
     weighted_votes,
 )
-from neurosens.sensitivity import neuron_sensitivity
-from neurosens.targets import depth_table, importance_table, per_target
+from neurosens.measures.sensitivity import neuron_sensitivity
+from neurosens.measures.targets import depth_table, importance_table, per_target
 
 
 class PoolFC(nn.Module):

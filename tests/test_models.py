@@ -48,7 +48,7 @@ def test_output_shape_per_profile(profile):
 def test_gpu_profile_models_train_step_on_cpu(profile, over, macs):
     """The full-size models of the GPU profiles: one forward/backward of a synthesised
     batch of 2 at the profile's input size, in train mode, on the CPU."""
-    from neurosens.flops import count_macs
+    from neurosens.study.flops import count_macs
 
     c = resolve(profile, **over)
     torch.manual_seed(0)
@@ -77,7 +77,7 @@ def test_imagenet200_resnet_output_shape():
 
 
 def test_vgg_pool5_is_1x1_with_cpu_widths():
-    from neurosens.probe import capture
+    from neurosens.models.probe import capture
 
     m = build_model(resolve("cpu")).eval()
     _, acts = capture(m, torch.rand(3, 1, 32, 32), ["pool5"])

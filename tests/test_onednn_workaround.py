@@ -1,7 +1,7 @@
 """oneDNN's channels_last 1×1 strided backward-weights bug never reaches the library.
 
 Each case runs ``tests/onednn_1x1_repro.py`` (the reduced reproduction through
-:func:`neurosens.runtime.to_memory_format`) in a subprocess, so that a crash or a hang,
+:func:`neurosens.core.runtime.to_memory_format`) in a subprocess, so that a crash or a hang,
 the bug's usual forms, fails this one test with a clear message instead of the whole run.
 ``ONEDNN_MAX_CPU_ISA=AVX2`` makes oneDNN use its AVX2 kernels (where the bug shows at
 32×32) on an AVX-512 machine; 64×64 breaks the AVX-512 kernels too.
@@ -19,8 +19,8 @@ import pytest
 import torch
 from torch import nn
 
+from neurosens.core.runtime import nchw_strides, onednn_1x1_affected, runtime, to_memory_format
 from neurosens.models import VGG16, ResNet18
-from neurosens.runtime import nchw_strides, onednn_1x1_affected, runtime, to_memory_format
 
 REPRO = Path(__file__).with_name("onednn_1x1_repro.py")
 HANG_S = 60  # the script takes ~5 s; the bug hangs forever
@@ -40,7 +40,7 @@ def test_library_layout_survives_the_onednn_1x1_reproduction(isa, size):
     except subprocess.TimeoutExpired:
         pytest.fail(
             f"{what} hung for {HANG_S} s: oneDNN's channels_last 1×1 stride-2 backward-weights "
-            "bug reached a library-prepared model (see neurosens.runtime, oneDNN workaround)"
+            "bug reached a library-prepared model (see neurosens.core.runtime, oneDNN workaround)"
         )
     if r.returncode < 0:
         pytest.fail(

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from neurosens.models import ResNet18
-from neurosens.probe import Probe, capture
+from neurosens.models.probe import Probe, capture
 
 
 def _manual_vgg(m, x):

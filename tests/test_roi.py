@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from neurosens.attacks import pgd
-from neurosens.data import ImageSet
-from neurosens.roi import (
+from neurosens.data.images import ImageSet
+from neurosens.measures.roi import (
     activation_masks,
     iou_by_group,
     mask_iou,

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from neurosens.runtime import Runtime, runtime, select_device
+from neurosens.core.runtime import Runtime, runtime, select_device
 
 
 def test_cpu_machine_selects_cpu_in_fp32(monkeypatch):
@@ -49,8 +49,8 @@ def test_import_chooses_no_device():
         "import torch\n"
         "calls = []\n"
         "torch.cuda.is_available = lambda: calls.append(1) or False\n"
-        "import neurosens.train.loop, neurosens.evaluate, neurosens.distributed\n"
-        "import neurosens.runtime, neurosens.flops\n"
+        "import neurosens.train.loop, neurosens.evaluation.harness, neurosens.core.distributed\n"
+        "import neurosens.core.runtime, neurosens.study.flops\n"
         "assert calls == [], calls\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from neurosens import scorecard
+from neurosens.book import scorecard
 
 
 def _notebook(path, records):

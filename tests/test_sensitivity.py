@@ -9,15 +9,15 @@ import torch
 from torch import nn
 
 from neurosens.attacks import fgsm
-from neurosens.data import ImageSet
-from neurosens.probe import capture
-from neurosens.sensitivity import (
+from neurosens.data.images import ImageSet
+from neurosens.measures.sensitivity import (
     SensitivityAccumulator,
     neuron_sensitivity,
     sensitive_neurons,
     sensitivity_under_attack,
     top_k,
 )
+from neurosens.models.probe import capture
 
 
 class Tiny(nn.Module):

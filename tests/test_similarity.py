@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurosens.similarity import (
+from neurosens.measures.similarity import (
     avg_pair_levenshtein,
     levenshtein_distance,
     levenshtein_paper,

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from neurosens.paper import reported, table
-from neurosens.stats import bootstrap_ci, mcnemar, mean_std, null_quantile_test, wilson
+from neurosens.analyses.stats import bootstrap_ci, mcnemar, mean_std, null_quantile_test, wilson
+from neurosens.study.paper import reported, table
 
 
 def test_wilson_known_value():

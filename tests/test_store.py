@@ -7,7 +7,7 @@ import torch
 import neurosens
 from neurosens import resolve
 from neurosens.models import build_model
-from neurosens.store import (
+from neurosens.store.artifacts import (
     ArtifactError,
     ArtifactMissing,
     ArtifactStore,
@@ -104,7 +104,7 @@ def test_missing_artifact_gives_command(artifacts):
 
 
 def test_train_command_round_trips_overrides():
-    from neurosens.cli import parse_set
+    from neurosens.cli.common import parse_set
 
     cfg = resolve("smoke", method="sns", seed=1, sns_layers=("conv12", "conv13"), sns_lambda=2.5)
     cmd = train_command(cfg)

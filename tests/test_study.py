@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from neurosens import study
-from neurosens.config import resolve
-from neurosens.store import ArtifactStore
+from neurosens.core.config import resolve
+from neurosens.store.artifacts import ArtifactStore
+from neurosens.study import zoo as study
 
 
 def test_table3_comes_first_seed_major_and_order_has_no_duplicates():

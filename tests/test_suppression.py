@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from neurosens.data import ImageSet
-from neurosens.suppression import (
+from neurosens.data.images import ImageSet
+from neurosens.measures.suppression import (
     Suppressed,
     accuracy,
     activation_layer,
@@ -116,7 +116,7 @@ def test_sweep_rows_and_beta_one_is_vanilla(tiny_vgg):
 
 
 def test_probe_sees_suppressed_outputs(tiny_vgg):
-    from neurosens.probe import capture
+    from neurosens.models.probe import capture
 
     x = torch.rand(2, 1, 32, 32)
     _, plain = capture(tiny_vgg, x, ["relu3"])

@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neurosens import tables
+from neurosens.analyses import tables
+from neurosens.analyses.stats import wilson
 from neurosens.attacks import AttackError, make_spec
-from neurosens.config import ConfigError, resolve
-from neurosens.evaluate import EvalResult
-from neurosens.stats import wilson
+from neurosens.core.config import resolve
+from neurosens.core.errors import ConfigError
+from neurosens.evaluation.harness import EvalResult
 
 
 def flags(n_true: int, n: int) -> np.ndarray:

@@ -15,8 +15,8 @@ import torch
 from helpers import tiny_run
 
 from neurosens import resolve
-from neurosens.config import ConfigError
-from neurosens.store import ArtifactMissing, ArtifactStore
+from neurosens.core.errors import ConfigError
+from neurosens.store.artifacts import ArtifactMissing, ArtifactStore
 from neurosens.train import CHECKPOINT, get_model, lr_at, prepare_run, train, vanilla_config
 from neurosens.train.freeze import freeze_except, frozen_norms, set_train_mode
 
@@ -86,7 +86,7 @@ _CHILD = textwrap.dedent(
     import sys, time, torch
     torch.set_num_threads(1)
     from neurosens import resolve
-    from neurosens.store import ArtifactStore
+    from neurosens.store.artifacts import ArtifactStore
     from neurosens.train import train
 
     conf = resolve("smoke", **{over})
@@ -252,7 +252,7 @@ def test_prepare_run_rechecks_values():
 
 
 def test_cli_train(artifacts, capsys, monkeypatch):
-    from neurosens.cli import main
+    from neurosens.cli.main import main
 
     sets = [a for k, v in TINY.items() for a in ("--set", f"{k}={json.dumps(v)}")]
     args = ["train", "--profile", "smoke", "--method", "vanilla", "--no-progress", *sets]

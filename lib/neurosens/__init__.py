@@ -7,34 +7,35 @@ normalisation lives inside the models; ε is written in [0, 1] units.
 
 from __future__ import annotations
 
+import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = importlib.metadata.version("neurosens")
 __all__ = ["Config", "__version__", "load_model", "resolve"]
 
 if TYPE_CHECKING:
     import torch
 
-    from neurosens.config import Config
+    from neurosens.core.config import Config
 
 
 def load_model(run_id: str, device: str | None = None) -> torch.nn.Module:
     """Load a stored model in eval mode; it takes images in [0, 1] (public contract)."""
-    from neurosens.store import ArtifactStore
+    from neurosens.store.artifacts import ArtifactStore
 
     return ArtifactStore().load_model(run_id, device=device)
 
 
 def resolve(profile: str = "cpu", **overrides: Any) -> Config:
-    """Resolve and validate a :class:`~neurosens.config.Config` (see :mod:`neurosens.config`)."""
-    from neurosens.config import resolve as _resolve
+    """Resolve and validate a :class:`~neurosens.core.config.Config` (see that module)."""
+    from neurosens.core.config import resolve as _resolve
 
     return _resolve(profile, **overrides)
 
 
 def __getattr__(name: str) -> Any:
     if name == "Config":
-        from neurosens.config import Config
+        from neurosens.core.config import Config
 
         return Config
     raise AttributeError(name)

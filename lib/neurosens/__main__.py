@@ -1,8 +1,8 @@
-"""``python -m neurosens``: see :mod:`neurosens.cli`."""
+"""``python -m neurosens``: see :mod:`neurosens.cli.main`."""
 
 import sys
 
-from neurosens.cli import main
+from neurosens.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,16 +1,17 @@
 """High-level, cached analyses behind the book's notebooks 01–05 (Sections III–V-B).
 
-One submodule per notebook: :mod:`.sensitivity` (01), :mod:`.targets` (02–03),
-:mod:`.roi` (02), :mod:`.suppression` (04), :mod:`.ratio` (05); :mod:`.common` holds what
-they share. Everything public is re-exported here.
+One submodule per notebook: :mod:`.layer_profiles` (01), :mod:`.per_target` (02–03),
+:mod:`.regions` (02), :mod:`.suppression_effects` (04), :mod:`.ratio` (05); :mod:`.common`
+holds what they share, :mod:`.stats` the tests, :mod:`.tables` notebooks 06–08. Everything
+public of the first six is re-exported here.
 
 Paper: Zhang, Liu et al., IEEE TIP 2021. Each function here is what one notebook cell
-needs: it loads the run's model through the notebook :class:`~neurosens.notebook.Session`,
-runs one analysis of :mod:`neurosens.sensitivity`, :mod:`neurosens.targets`,
-:mod:`neurosens.suppression` or :mod:`neurosens.roi`, and stores its JSON result in the run
-folder through :func:`neurosens.cache.cached` (``data/artifacts/<run>/analysis/``), so that
+needs: it loads the run's model through the page's
+:class:`~neurosens.study.session.Session`, runs one analysis of :mod:`neurosens.measures`
+(sensitivity, targets, suppression or roi), and stores its JSON result in the run folder
+through :func:`neurosens.store.cache.cached` (``data/artifacts/<run>/analysis/``), so that
 re-executing the book reads the cache. Accuracies go through
-:func:`neurosens.evaluate.evaluate`, which stores per-example flags itself. The verdict
+:func:`neurosens.evaluation.harness.evaluate`, which stores per-example flags itself. The verdict
 helpers (``c1_c2_verdicts`` … ``c9_verdict``) turn the results into a claim record whose
 verdict is computed from a stated test or interval, never typed.
 
@@ -32,10 +33,25 @@ from neurosens.analyses.common import (
     SIZES,
     Claim,
     class_names,
-    glue_verdict,
     n_for,
     neuron_groups,
     rank_neurons,
+)
+from neurosens.analyses.layer_profiles import (
+    accuracy_table,
+    c6_verdict,
+    collect_sensitivity,
+    layer_means,
+    pair_statistics,
+    sensitivity_profile,
+    table1_summary,
+)
+from neurosens.analyses.per_target import (
+    c1_c2_verdicts,
+    c4_verdict,
+    depth_rows,
+    importance_rows,
+    target_results,
 )
 from neurosens.analyses.ratio import (
     c7_verdict,
@@ -45,31 +61,14 @@ from neurosens.analyses.ratio import (
     ratio_summary,
     ratio_sweep,
 )
-from neurosens.analyses.roi import c3_verdict, iou_groups, roi_figure_data
-from neurosens.analyses.sensitivity import (
-    accuracy_table,
-    c6_verdict,
-    collect_sensitivity,
-    layer_means,
-    pair_statistics,
-    sensitivity_profile,
-    table1_summary,
-)
-from neurosens.analyses.suppression import (
+from neurosens.analyses.regions import c3_verdict, iou_groups, roi_figure_data
+from neurosens.analyses.suppression_effects import (
     c5_verdict,
     pack_flags,
     suppression_flags,
     suppression_summary,
     unpack_flags,
 )
-from neurosens.analyses.targets import (
-    c1_c2_verdicts,
-    c4_verdict,
-    depth_rows,
-    importance_rows,
-    target_results,
-)
-from neurosens.report import glue_md
 
 __all__ = [
     "ANALYSIS_VERSION",
@@ -89,8 +88,6 @@ __all__ = [
     "collect_ratio",
     "collect_sensitivity",
     "depth_rows",
-    "glue_md",
-    "glue_verdict",
     "importance_rows",
     "iou_groups",
     "layer_means",

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from neurosens.sensitivity import top_k
+from neurosens.measures.sensitivity import top_k
 
 if TYPE_CHECKING:
-    from neurosens.config import Config
+    from neurosens.core.config import Config
 
 
 #: bumped when an analysis changes meaning, so old cache entries are not read back
@@ -68,18 +68,6 @@ PAPER_NAMES = {
 }  # fmt: skip
 
 
-def glue_verdict(cid: str, claim: Claim) -> None:
-    """Glue claim ``cid``'s record (``claim_<cid>``, for the scorecard) and its verdict as
-    inline Markdown ``verdict_<cid>`` (for ``{glue:md}`verdict_C6``` in prose)."""
-    from IPython.display import Markdown
-    from myst_nb import glue as _glue
-
-    from neurosens.report import glue_claim
-
-    glue_claim(cid, **claim.record())
-    _glue(f"verdict_{cid}", Markdown(f"**{claim.verdict}**"), display=False)
-
-
 def class_names(config: Config) -> tuple[str, ...]:
     """The class names of the config's dataset (e.g. Fashion-MNIST's ten)."""
     return eval_images(config, 1).classes
@@ -113,7 +101,7 @@ def share_verdict(k: int, total: int) -> str:
 
 
 def eval_images(config: Config, n: int) -> Any:
-    from neurosens.data import test_set
+    from neurosens.data.images import test_set
 
     return test_set(config, n)
 

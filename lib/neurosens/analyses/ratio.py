@@ -17,12 +17,12 @@ from neurosens.analyses.common import (
     pgd_attack,
     share_verdict,
 )
-from neurosens.analyses.sensitivity import pair_statistics
-from neurosens.cache import cached
-from neurosens.sensitivity import top_k
+from neurosens.analyses.layer_profiles import pair_statistics
+from neurosens.measures.sensitivity import top_k
+from neurosens.store.cache import cached
 
 if TYPE_CHECKING:
-    from neurosens.notebook import Session
+    from neurosens.study.session import Session
 
 # -- Section V-B: sensitivity ratio ----------------------------------------------------------
 
@@ -45,7 +45,7 @@ def ratio_sweep(
     ratio_all (mean σ_Ratio over the layer's neurons, NaN-aware), ratio_sensitive (mean
     over the top-``fraction`` neurons by σ of Eq. 1 on the same pairs), sigma_mean.
     """
-    from neurosens.profiles import paper_eps
+    from neurosens.core.profiles import paper_eps
 
     cfg = ctx.config_for(method, seed)
     model = ctx.model(method, seed=seed)
@@ -112,7 +112,7 @@ def ratio_summary(df: pd.DataFrame, value: str = "ratio_sensitive") -> pd.DataFr
     ``df``: tidy ratio rows with a ``model`` column (labels as in the paper, Vanilla/PAT),
     attack "pgd"; ours is the mean over seeds.
     """
-    from neurosens.paper import reported
+    from neurosens.study.paper import reported
 
     t2 = reported()["table2_sensitivity_ratio_cifar10_vgg16"]
     eps = t2["eps"]

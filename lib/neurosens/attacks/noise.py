@@ -5,7 +5,7 @@ CIFAR-10-C's ``gaussian_noise`` corruption is x' = clip(x + σ·N(0, I), 0, 1), 
 (Section IV-A2) uses those files; we draw the noise on the fly with a seeded generator and
 quantise to 1/255 steps like the stored files (``quantize=True``). The σ of each severity
 comes from ``Config.noise_sigmas`` (the cpu profile rescales them, see
-:data:`neurosens.profiles.SETTINGS_TABLE`).
+:func:`neurosens.study.settings.settings_table`).
 
 Shapes: x (B, C, H, W) in [0, 1] → x' (B, C, H, W) in [0, 1].
 

@@ -1,4 +1,4 @@
-"""Named attack settings built from a :class:`~neurosens.config.Config`.
+"""Named attack settings built from a :class:`~neurosens.core.config.Config`.
 
 An :class:`AttackSpec` is one attack at one setting: a registry name, its kind
 (``clean``, ``white``, ``black``, ``noise``, ``ensemble``), its threat model (norm, ε) and
@@ -6,7 +6,7 @@ every parameter. ``spec.key`` is the stable *setting key* (name plus a hash of t
 parameters) under which per-example flags are stored; ``spec.run(model, x, y, generator)``
 returns the attacked images.
 
->>> from neurosens.config import resolve
+>>> from neurosens.core.config import resolve
 >>> [s.name for s in attack_suite(resolve("cpu"), ["fgsm", "pgd_linf"])]
 ['fgsm', 'pgd_linf']
 >>> attack_suite(resolve("cpu"), ["pgd"])
@@ -48,7 +48,7 @@ from torch import nn
 from neurosens.attacks.base import NORMS, AttackError
 
 if TYPE_CHECKING:
-    from neurosens.config import Config
+    from neurosens.core.config import Config
 
 __all__ = ["ATTACK_NAMES", "BLACK_BOX", "AttackSpec", "attack_suite", "make_spec"]
 

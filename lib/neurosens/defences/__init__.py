@@ -34,7 +34,7 @@ from neurosens.defences.sns import SNS, SNSAll, SNSDyn, SNSRand
 from neurosens.defences.vanilla import Vanilla
 
 if TYPE_CHECKING:
-    from neurosens.config import Config
+    from neurosens.core.config import Config
 
 __all__ = ["METHODS", "Context", "Method", "get_method"]
 

@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neurosens.core.distributed import unwrap
 from neurosens.defences.base import Context, Method
-from neurosens.distributed import unwrap
 
 __all__ = ["ANP", "PHASE_BOUNDS", "anp_phase"]
 

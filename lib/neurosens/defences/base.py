@@ -11,16 +11,16 @@ training loop (:mod:`neurosens.train.loop`). The loop calls, in order:
 
 Every batch is (x, y): x float (B, C, H, W) in [0, 1], y int64 (B,).
 
-Several processes (:mod:`neurosens.distributed`): ``model`` in :meth:`Method.loss` and
+Several processes (:mod:`neurosens.core.distributed`): ``model`` in :meth:`Method.loss` and
 :meth:`Method.step` is then the DDP wrapper (forward through it so that gradients are
 averaged; attributes such as ``layer_names`` fall through to the inner model, and
-:func:`~neurosens.distributed.unwrap` gives the inner model for module look-ups and
+:func:`~neurosens.core.distributed.unwrap` gives the inner model for module look-ups and
 attacks). Each process sees its shard x of the global batch (``ctx.shard`` of
 ``ctx.global_batch`` rows). :meth:`Method.prepare` and :meth:`Method.end_epoch` run on
 rank 0 only, with the inner model; whatever they compute must live in
 :meth:`Method.state`, which the loop then broadcasts to the other ranks.
 
-Mixed precision (:mod:`neurosens.runtime`): the default :meth:`Method.step` runs
+Mixed precision (:mod:`neurosens.core.runtime`): the default :meth:`Method.step` runs
 :meth:`Method.loss` under ``ctx.runtime.autocast()`` and steps through
 ``ctx.runtime.backward_step``; :func:`training_pgd` always runs in fp32.
 """
@@ -35,10 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neurosens.runtime import Runtime, fp32
+from neurosens.core.runtime import Runtime, fp32
 
 if TYPE_CHECKING:
-    from neurosens.config import Config
+    from neurosens.core.config import Config
 
 __all__ = ["Context", "Method", "ce_sum", "training_pgd"]
 
@@ -101,7 +101,7 @@ def training_pgd(
     one process would.
     """
     from neurosens.attacks import pgd
-    from neurosens.distributed import unwrap
+    from neurosens.core.distributed import unwrap
 
     cfg = ctx.config
     start = None

@@ -35,11 +35,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neurosens.core.distributed import unwrap
 from neurosens.defences.base import Context, LossFn, Method, training_pgd
-from neurosens.distributed import unwrap
 
 if TYPE_CHECKING:
-    from neurosens.config import Config
+    from neurosens.core.config import Config
 
 __all__ = [
     "CAS",
@@ -114,7 +114,7 @@ def attach_cas(model: nn.Module, config: Config) -> nn.Module:
     The channel count of each block is read from one dummy forward of a
     (1, in_channels, image_size, image_size) zero image. Returns the same model.
     """
-    from neurosens.probe import Probe
+    from neurosens.models.probe import Probe
 
     targets = {name: _target(model, name) for name in config.cas_layers}
     was_training = model.training

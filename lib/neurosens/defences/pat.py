@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neurosens.core.distributed import unwrap
 from neurosens.defences.base import Context, Method, training_pgd
-from neurosens.distributed import unwrap
-from neurosens.probe import Probe
+from neurosens.models.probe import Probe
 
 __all__ = ["PAT", "pat_forward"]
 

@@ -10,7 +10,7 @@ fine-tuned (bottom layers frozen) with
 
 L_adv is the PAT loss (clean:adversarial 1:1, :mod:`neurosens.defences.pat`); L_sns is
 averaged over the batch. The activations F_l(x), F_l(x') come from the PAT forward pass
-itself (one pass of [x; x'] with a graph-keeping :class:`~neurosens.probe.Probe`): SNS
+itself (one pass of [x; x'] with a graph-keeping :class:`~neurosens.models.probe.Probe`): SNS
 costs no extra forward. VGG-16: conv8–conv13, λ = 5; ResNet-18: l3b2c1–l4b2c2, λ = 6
 (``sns_layers``, ``sns_lambda``). Frozen: every layer before the first selected one (in
 forward order); the selected layers, everything above them and the classifier are trained
@@ -82,7 +82,7 @@ def select_sensitive(
     model: nn.Module, images: Any, config: Any, fraction: float, progress: bool = False
 ) -> dict[str, torch.Tensor]:
     """Ω_l = top-``fraction`` neurons by Eq. 1 under untargeted ℓ∞ PGD (ε = eps_linf, k)."""
-    from neurosens.sensitivity import sensitive_neurons, sensitivity_under_attack
+    from neurosens.measures.sensitivity import sensitive_neurons, sensitivity_under_attack
 
     sens = sensitivity_under_attack(
         model,
@@ -98,7 +98,7 @@ def select_sensitive(
 def channel_counts(model: nn.Module, config: Any) -> dict[str, int]:
     """Neurons (channels) per selected layer, from one dummy eval-mode forward."""
     from neurosens.attacks import eval_mode
-    from neurosens.probe import capture
+    from neurosens.models.probe import capture
 
     x = torch.zeros(1, config.in_channels, config.image_size, config.image_size)
     dev = next(model.parameters()).device
@@ -141,7 +141,7 @@ class SNS(Method):
 
     # -- selection ------------------------------------------------------------------------
     def _images(self, n: int, seed: int) -> Any:
-        from neurosens.data import train_images
+        from neurosens.data.images import train_images
 
         return train_images(self.config, n, seed)
 
@@ -159,7 +159,7 @@ class SNS(Method):
     def write(self, ctx: Context) -> None:
         if ctx.run_dir is None:
             return
-        from neurosens.store import atomic_write_json
+        from neurosens.store.artifacts import atomic_write_json
 
         atomic_write_json(ctx.run_dir / NEURONS_FILE, self.record())
 
@@ -211,7 +211,7 @@ class SNSRand(SNS):
     name = "sns_rand"
 
     def select(self, model: nn.Module, verbose: bool = False) -> dict[str, torch.Tensor]:
-        from neurosens.sensitivity import top_k
+        from neurosens.measures.sensitivity import top_k
 
         c = self.config
         g = torch.Generator().manual_seed(_mix(c.seed, c.sns_rand_draw, 7))

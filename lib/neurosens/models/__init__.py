@@ -19,7 +19,7 @@ from neurosens.models.resnet import ResNet18
 from neurosens.models.vgg import VGG16
 
 if TYPE_CHECKING:
-    from neurosens.config import Config
+    from neurosens.core.config import Config
 
 __all__ = ["REGISTRY", "VGG16", "InceptionV3", "Normalize", "ResNet18", "build", "build_model"]
 

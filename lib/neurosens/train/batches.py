@@ -1,7 +1,7 @@
 """Training batches of one epoch for this process (one process, or one of N under DDP).
 
 ``config.batch_size`` is the global batch; each of N processes gets ``batch_size / N``
-rows of it (:mod:`neurosens.distributed`).
+rows of it (:mod:`neurosens.core.distributed`).
 
 * In-memory data (Fashion-MNIST, CIFAR-10): every process draws the same global batch
   order and augmentation from the epoch's generator and keeps its contiguous rows. The
@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from neurosens.config import Config
-from neurosens.distributed import Dist
+from neurosens.core.config import Config
+from neurosens.core.distributed import Dist
 
 __all__ = ["batches_per_epoch", "epoch_batches", "local_batch"]
 
@@ -52,7 +52,7 @@ def epoch_batches(
 
     ``g_data`` is the epoch's data generator (order and augmentation).
     """
-    from neurosens.data import FolderSource, augment_crop_flip
+    from neurosens.data.images import FolderSource, augment_crop_flip
 
     b = local_batch(config, d)
     if isinstance(data, FolderSource):
@@ -71,7 +71,7 @@ def _folder_batches(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     from torch.utils.data import DataLoader, DistributedSampler
 
-    from neurosens.data import _loader_workers
+    from neurosens.data.images import _loader_workers
 
     # the epoch number only enters through the generator's seed; set_epoch needs an int
     epoch = int(torch.randint(0, 2**31 - 1, (1,), generator=g_data))

@@ -21,9 +21,9 @@ nothing but the optimiser state needs restoring). SNS-family methods fine-tune f
 seed and training settings (:func:`vanilla_config`).
 
 Devices and processes: CUDA when available (bf16/fp16 autocast of the training forward by
-default, :mod:`neurosens.runtime`), else the CPU in fp32. Under ``torchrun`` (or
+default, :mod:`neurosens.core.runtime`), else the CPU in fp32. Under ``torchrun`` (or
 ``python -m neurosens train --nproc N``) the run is data-parallel
-(:mod:`neurosens.distributed`): ``batch_size`` stays the global batch, BatchNorm uses
+(:mod:`neurosens.core.distributed`): ``batch_size`` stays the global batch, BatchNorm uses
 global-batch statistics, validation is sharded and summed, rank 0 alone writes the
 checkpoint and the artifact, and a checkpoint resumes under any number of processes.
 """
@@ -42,10 +42,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from neurosens.config import Config
+from neurosens.core.config import Config
+from neurosens.core.distributed import Dist
 from neurosens.defences import Context, Method, get_method
-from neurosens.distributed import Dist
-from neurosens.store import (
+from neurosens.store.artifacts import (
     ArtifactError,
     ArtifactMissing,
     ArtifactStore,
@@ -131,7 +131,7 @@ def lr_at(config: Config, base: float, progress: float) -> float:
 def vanilla_config(config: Config) -> Config:
     """The vanilla run an SNS-family run starts from: same data, model, optimisation and
     seed; method ``vanilla``; defence-only fields at the profile's defaults."""
-    from neurosens.profiles import profile_defaults
+    from neurosens.core.profiles import profile_defaults
 
     defaults = Config(**profile_defaults(config.profile))
     return config.replace(method="vanilla", **{k: getattr(defaults, k) for k in DEFENCE_FIELDS})
@@ -139,7 +139,7 @@ def vanilla_config(config: Config) -> Config:
 
 def validation_set(config: Config) -> Any:
     """The fixed validation subset: the last ``n_val`` images of the test split."""
-    from neurosens.data import validation_images
+    from neurosens.data.images import validation_images
 
     return validation_images(config)
 
@@ -153,7 +153,7 @@ def prepare_run(config: Config) -> tuple[Method, nn.Module]:
     Fails (``ValueError``/``KeyError``/``ConfigError``, naming the valid choices) on an
     unknown method, layer names not in the model, λ < 0 or a fraction outside (0, 1].
     """
-    from neurosens.config import Config as _Config
+    from neurosens.core.config import Config as _Config
     from neurosens.models import build_model
 
     _Config.from_dict(config.to_dict())  # re-run the field checks (λ ≥ 0, fraction, …)
@@ -185,7 +185,7 @@ def validate(
     communication) and the counts are summed.
     """
     from neurosens.attacks import eval_mode, pgd
-    from neurosens.distributed import shard_slice
+    from neurosens.core.distributed import shard_slice
 
     dist = dist or Dist()
     dev = next(model.parameters()).device
@@ -275,15 +275,15 @@ def train(
         progress: show per-epoch progress bars.
         on_epoch_end: ``fn(epoch, history_entry)`` after each epoch's checkpoint is written.
         precision: ``auto``, ``fp32``, ``bf16``, ``fp16`` or ``fp64``
-            (:mod:`neurosens.runtime`).
+            (:mod:`neurosens.core.runtime`).
         device: where to train (default: CUDA when available, else cpu).
         memory_format: ``channels_last`` (default) or ``contiguous``.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) every process calls this with the same
     arguments; the process group is joined here if it is not already.
     """
-    from neurosens.distributed import convert_batchnorm, init_from_env, main_first, wrap
-    from neurosens.runtime import runtime
+    from neurosens.core.distributed import convert_batchnorm, init_from_env, main_first, wrap
+    from neurosens.core.runtime import runtime
 
     store = store or ArtifactStore()
     d = init_from_env()
@@ -343,7 +343,7 @@ def train(
         if progress:
             print(f"resuming {run_id} after epoch {start_epoch}/{epochs}")
 
-    from neurosens.data import train_source
+    from neurosens.data.images import train_source
     from neurosens.train.batches import batches_per_epoch, epoch_batches, local_batch
 
     with main_first(d):  # rank 0 downloads / unpacks first

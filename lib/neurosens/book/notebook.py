@@ -1,0 +1,92 @@
+"""The validation cell every notebook of the book runs first.
+
+>>> ctx = setup(profile="cpu", seeds=[0, 1, 2], n_examples=None, overrides={})  # doctest: +SKIP
+>>> vanilla = ctx.model("vanilla", seed=0)                                        # doctest: +SKIP
+
+``setup`` checks every papermill parameter before any compute (unknown profile, method or
+layer, negative sizes fail with a message naming the valid choices), fixes seeds and the
+plotting theme, and records which runs the page used so that :meth:`Session.footer` can
+print their ids, config hashes and seeds.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+
+from neurosens.core.config import METHODS, resolve
+from neurosens.core.errors import ConfigError
+from neurosens.core.profiles import PROFILES
+from neurosens.study.session import Session
+
+__all__ = ["setup"]
+
+
+def _fail(msg: str) -> None:
+    raise ConfigError(msg)
+
+
+def _literal(name: str, value: Any) -> Any:
+    """papermill's ``-p seeds "[0]"`` passes the text ``"[0]"``: read it as a literal."""
+    if not isinstance(value, str):
+        return value
+    import ast
+
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        _fail(f"{name} must be a Python literal (e.g. [0, 1]), got the text {value!r}")
+
+
+def setup(
+    profile: str = "cpu",
+    seeds: Iterable[int] = (0,),
+    n_examples: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    methods: Iterable[str] = (),
+    layers: Iterable[str] = (),
+) -> Session:
+    """Validate notebook parameters and open a session (see module docstring)."""
+    # tqdm.auto falls back to text bars without ipywidgets; its warning is noise in the book
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    if profile not in PROFILES:
+        _fail(f"unknown profile {profile!r}: valid profiles are {', '.join(PROFILES)}")
+    seeds = _literal("seeds", seeds)
+    overrides = _literal("overrides", overrides)
+    methods = _literal("methods", methods)
+    layers = _literal("layers", layers)
+    if isinstance(seeds, int):
+        seeds = [seeds]
+    seeds = tuple(seeds)
+    if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        _fail(f"seeds must be a non-empty list of integers ≥ 0, got {list(seeds)}")
+    for m in methods:
+        if m not in METHODS:
+            _fail(f"unknown method {m!r}: valid methods are {', '.join(METHODS)}")
+    config = resolve(profile, **dict(overrides or {}))
+    if n_examples is None:
+        n_examples = config.n_eval
+    if not isinstance(n_examples, int) or n_examples < 1:
+        _fail(f"n_examples must be an integer ≥ 1, got {n_examples!r}")
+    layers = tuple(layers)
+    if layers:
+        from neurosens.models import build_model
+
+        valid = build_model(config.replace(method="vanilla")).layer_names
+        for name in layers:
+            if name not in valid:
+                _fail(f"unknown layer {name!r}: valid layers are {', '.join(valid)}")
+    torch.manual_seed(config.seed)
+    from neurosens.book.plots import theme
+
+    theme()
+    print(
+        f"profile {profile}: {config.dataset}, {config.arch} widths {list(config.widths)}, "
+        f"seeds {list(seeds)}, n_examples {n_examples}"
+    )
+    return Session(
+        config=config, seeds=seeds, n_examples=n_examples, overrides=dict(overrides or {})
+    )

@@ -1,0 +1,95 @@
+"""Build steps of the book: execute notebooks with papermill, write generated pages.
+
+``python -m neurosens book execute --profile cpu`` runs every ``notebooks/NN-*.ipynb`` with
+papermill into ``book/`` (training disallowed unless the environment allows it);
+``python -m neurosens book pages`` writes the generated pages (settings table, scorecard,
+intro summary, CPU budget).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from neurosens.core.paths import project_root
+from neurosens.study.settings import settings_table
+
+__all__ = ["execute", "notebook_sources", "write_pages", "write_settings_page"]
+
+
+def notebook_sources(root: Path | None = None) -> list[Path]:
+    root = root or project_root()
+    return sorted((root / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+
+
+def execute(
+    profile: str = "cpu",
+    names: list[str] | None = None,
+    out_dir: Path | None = None,
+    parameters: dict[str, Any] | None = None,
+    kernel: str = "python3",
+) -> dict[str, float]:
+    """Execute notebooks with papermill; returns wall seconds per notebook."""
+    import papermill as pm
+
+    root = project_root()
+    out_dir = out_dir or root / "book"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sources = notebook_sources(root)
+    if names:
+        sources = [s for s in sources if any(s.stem.startswith(n) for n in names)]
+        if not sources:
+            valid = ", ".join(s.stem for s in notebook_sources(root))
+            raise SystemExit(f"no notebook matches {names}; valid: {valid}")
+    times: dict[str, float] = {}
+    for src in sources:
+        t0 = time.perf_counter()
+        print(f"[book] executing {src.name} (profile={profile})", flush=True)
+        pm.execute_notebook(
+            str(src),
+            str(out_dir / src.name),
+            parameters={"profile": profile, **(parameters or {})},
+            kernel_name=kernel,
+            cwd=str(root / "notebooks"),
+            progress_bar=False,
+        )
+        times[src.name] = time.perf_counter() - t0
+        print(f"[book] {src.name}: {times[src.name]:.0f} s", flush=True)
+    return times
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    esc = [[c.replace("|", "\\|") for c in r] for r in rows]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in esc]
+    return "\n".join(lines)
+
+
+def write_settings_page(path: Path | None = None) -> Path:
+    """book/settings.md from :func:`neurosens.study.settings.settings_table` (never typed)."""
+
+    path = path or project_root() / "book" / "settings.md"
+    text = (
+        "# Paper settings and the cpu profile\n\n"
+        "Generated from `neurosens.study.settings.settings_table()`, the same table the code uses. "
+        "ε values of the paper are on the 0–255 scale; ours are in [0, 1] units.\n\n"
+        + _md_table(
+            ["setting", "paper (CIFAR-10, VGG-16)", "cpu profile", "reason"],
+            [list(r) for r in settings_table()],
+        )
+        + "\n"
+    )
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_pages() -> None:
+    write_settings_page()
+    from neurosens.book.scorecard import write_intro_summary, write_scorecard_page
+
+    write_scorecard_page()
+    write_intro_summary()
+    from neurosens.study.budget import write_budget_section
+
+    write_budget_section()

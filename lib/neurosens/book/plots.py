@@ -1,0 +1,299 @@
+"""Figures of the book (seaborn), each reproducing one of the paper's figures.
+
+All functions take tidy data (pandas long form or plain dicts of arrays), return the
+matplotlib Figure, and put a title, axis labels with units and a legend on it. The
+paper's value, where it has one, is drawn beside ours and labelled "paper".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+__all__ = [
+    "class_bars",
+    "group_strip",
+    "image_grid",
+    "layer_lines",
+    "roi_grid",
+    "sorted_sensitivity",
+    "sweep",
+    "theme",
+]
+
+
+def theme() -> None:
+    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
+    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "axes.titlesize": "medium"})
+
+
+def sorted_sensitivity(
+    sens: Mapping[str, Mapping[str, Sequence[float]]],
+    layers: Sequence[str],
+    fraction: float = 0.1,
+    ylabel: str = "neuron sensitivity σ (Eq. 1)",
+    suptitle: str | None = None,
+) -> plt.Figure:
+    """Fig. 10: per layer, each model's neuron sensitivities sorted in descending order."""
+    fig, axes = plt.subplots(1, len(layers), figsize=(3.4 * len(layers), 3.0), squeeze=False)
+    for ax, layer in zip(axes[0], layers, strict=True):
+        n = 0
+        for model, per_layer in sens.items():
+            v = np.sort(np.asarray(per_layer[layer], dtype=float))[::-1]
+            n = len(v)
+            ax.plot(np.arange(1, n + 1), v, label=model, lw=1.6)
+        ax.axvline(max(1, int(np.ceil(fraction * n))), color="grey", ls=":", lw=1)
+        ax.set_title(layer)
+        ax.set_xlabel("neuron rank")
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][-1].legend(frameon=False)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def class_bars(
+    values: Mapping[str, float],
+    null: Mapping[str, float] | None = None,
+    paper_range: tuple[float, float] | None = None,
+    paper_mean: float | None = None,
+    ylabel: str = "",
+    title: str = "",
+) -> plt.Figure:
+    """Figs. 2–3: one bar per target class, the permutation-null band and the paper's range."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    names = list(values)
+    ax.bar(names, [values[k] for k in names], color=sns.color_palette()[0], label="ours")
+    if null is not None:
+        ax.axhspan(null["lo"], null["hi"], color="grey", alpha=0.25, label="chance (95% null)")
+        ax.axhline(null["mean"], color="grey", lw=1)
+    if paper_range is not None:
+        ax.axhspan(*paper_range, color=sns.color_palette()[3], alpha=0.12, label="paper range")
+    if paper_mean is not None:
+        ax.axhline(paper_mean, color=sns.color_palette()[3], ls="--", lw=1.2, label="paper mean")
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel("target class y")
+    ax.set_title(title)
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def layer_lines(
+    df: pd.DataFrame,
+    y: str,
+    hue: str,
+    ylabel: str,
+    title: str = "",
+    x: str = "layer",
+    band: pd.DataFrame | None = None,
+    logy: bool = False,
+    style: str | None = None,
+) -> plt.Figure:
+    """Figs. 8, 13, 17: a value per layer (x in forward order), one line per ``hue``.
+
+    ``band`` (columns layer, lo, hi[, hue]) shades a chance interval.
+    """
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    order = list(dict.fromkeys(df[x]))
+    d = df.assign(_pos=df[x].map({k: i for i, k in enumerate(order)}))
+    sns.lineplot(data=d, x="_pos", y=y, hue=hue, style=style, marker="o", ax=ax, errorbar="sd")
+    if band is not None:
+        b = band.assign(_pos=band[x].map({k: i for i, k in enumerate(order)}))
+        for key, sub in b.groupby(hue) if hue in b else [("chance", b)]:
+            ax.fill_between(sub["_pos"], sub["lo"], sub["hi"], alpha=0.15, label=f"chance ({key})")
+    ax.set_xticks(range(len(order)), order, rotation=45, ha="right")
+    ax.set_xlabel(x)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def sweep(
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    hue: str,
+    xlabel: str,
+    ylabel: str,
+    col: str | None = None,
+    title: str = "",
+    style: str | None = None,
+) -> plt.Figure:
+    """Figs. 9, 15, 16: accuracy against a swept parameter; mean ± sd over seeds/draws."""
+    g = sns.relplot(
+        data=df, x=x, y=y, hue=hue, style=style, col=col, kind="line", marker="o",
+        errorbar="sd", height=3.0, aspect=1.2, facet_kws={"sharey": False},
+    )  # fmt: skip
+    g.set_axis_labels(xlabel, ylabel)
+    if col:
+        g.set_titles("{col_name}")
+    if title:
+        g.figure.suptitle(title, y=1.03)
+    return g.figure
+
+
+def image_grid(
+    rows: Sequence[Sequence[np.ndarray]],
+    row_labels: Sequence[str],
+    title: str = "",
+    col_labels: Sequence[str] | None = None,
+) -> plt.Figure:
+    """Figs. 4–7: rows of images (H, W[, 3]) in [0, 1] with labels."""
+    n_r, n_c = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_r, n_c, figsize=(1.5 * n_c, 1.6 * n_r), squeeze=False)
+    for i, r in enumerate(rows):
+        for j in range(n_c):
+            ax = axes[i][j]
+            ax.axis("off")
+            if j < len(r):
+                img = np.asarray(r[j])
+                ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
+            if j == 0:
+                ax.text(-0.1, 0.5, row_labels[i], transform=ax.transAxes, ha="right",
+                        va="center", fontsize="small")  # fmt: skip
+            if i == 0 and col_labels and j < len(col_labels):
+                ax.set_title(col_labels[j], fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_bars(
+    summary: pd.DataFrame,
+    attacks: Sequence[str],
+    methods: Sequence[str],
+    attack_labels: Mapping[str, str] | None = None,
+    method_labels: Mapping[str, str] | None = None,
+    title: str = "",
+) -> plt.Figure:
+    """Table III as grouped bars: ours (mean ± sd over reps, %) per attack and method, and
+    the paper's value as a black diamond on each bar where the paper has one.
+
+    ``summary`` has columns method, attack, mean, std, paper (fractions; paper NaN = none),
+    e.g. :func:`neurosens.analyses.tables.summarize`.
+    """
+    attack_labels = attack_labels or {}
+    method_labels = method_labels or {}
+    s = summary.set_index(["method", "attack"])
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(attacks) + 2), 3.4))
+    width = 0.8 / max(len(methods), 1)
+    colors = sns.color_palette(n_colors=len(methods))
+    paper_drawn = False
+    for j, m in enumerate(methods):
+        xs, ys, es, px, py = [], [], [], [], []
+        for i, a in enumerate(attacks):
+            if (m, a) not in s.index:
+                continue
+            r = s.loc[(m, a)]
+            x = i - 0.4 + width * (j + 0.5)
+            xs.append(x)
+            ys.append(100 * r["mean"])
+            es.append(100 * r["std"])
+            if np.isfinite(r.get("paper", np.nan)):
+                px.append(x)
+                py.append(100 * r["paper"])
+        ax.bar(xs, ys, width, yerr=es, color=colors[j], label=method_labels.get(m, m), capsize=2)
+        if px:
+            ax.scatter(px, py, marker="D", s=14, color="black", zorder=3,
+                       label=None if paper_drawn else "paper (CIFAR-10)")  # fmt: skip
+            paper_drawn = True
+    ax.set_xticks(range(len(attacks)), [attack_labels.get(a, a) for a in attacks])
+    ax.set_ylabel("accuracy (%)")
+    ax.set_xlabel("attack")
+    ax.set_ylim(0, 100)
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def roi_grid(result: object, kinds: Sequence[str], title: str = "") -> plt.Figure:
+    """Figs. 4–5: per neuron of a :class:`neurosens.measures.roi.RoiResult`, a row of its top-k
+    benign images with their masks (red) and a row of the adversarial twins' masks.
+
+    ``kinds``: one label per neuron (e.g. "sensitive", "vanilla"), shown in the row label.
+    """
+    from neurosens.measures.roi import overlay
+
+    rows, labels = [], []
+    for i, neuron in enumerate(result.neurons.tolist()):  # type: ignore[attr-defined]
+        k = result.image_idx.shape[1]  # type: ignore[attr-defined]
+        rows.append([overlay(result.x[i, j], result.mask_clean[i, j]) for j in range(k)])  # type: ignore[attr-defined]
+        rows.append([overlay(result.x_adv[i, j], result.mask_adv[i, j]) for j in range(k)])  # type: ignore[attr-defined]
+        labels += [f"{kinds[i]} #{neuron}\nbenign", "adversarial"]
+    return image_grid(rows, labels, title=title)
+
+
+def group_strip(
+    df: pd.DataFrame, x: str, y: str, ylabel: str, title: str = "", xlabel: str = ""
+) -> plt.Figure:
+    """One point per unit (e.g. neuron) per group, with the group mean ± 95% CI."""
+    fig, ax = plt.subplots(figsize=(4.8, 3.2))
+    sns.stripplot(data=df, x=x, y=y, ax=ax, alpha=0.7, size=6, jitter=0.15)
+    sns.pointplot(data=df, x=x, y=y, ax=ax, color="black", errorbar=("ci", 95),
+                  linestyle="none", marker="_", markersize=20)  # fmt: skip
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel(xlabel or x)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def pgd_sweeps(
+    df: pd.DataFrame,
+    hue: str = "method",
+    paper: Mapping[str, float] | None = None,
+    hue_labels: Mapping[str, str] | None = None,
+    eps_fixed: float = 8,
+    steps_fixed: int = 10,
+    title: str = "",
+) -> plt.Figure:
+    """Fig. 15: ℓ∞ PGD accuracy (%) against k at ε = ``eps_fixed`` (left) and against ε
+    (0–255 paper scale) at k = ``steps_fixed`` (right); mean ± sd over reps per ``hue``.
+
+    ``df`` has columns sweep (``"k"``/``"eps"``), k, eps_paper, accuracy (fraction) and
+    ``hue`` (e.g. :func:`neurosens.analyses.tables.sweep_frame`). ``paper`` maps a hue value to the
+    paper's accuracy (%) at (k = steps_fixed, ε = eps_fixed), drawn as a diamond.
+    """
+    hue_labels = hue_labels or {}
+    d = df.assign(
+        **{"acc_pct": 100 * df["accuracy"], hue: df[hue].map(lambda v: hue_labels.get(v, v))}
+    )
+    order = list(dict.fromkeys(d[hue]))
+    colors = dict(zip(order, sns.color_palette(n_colors=len(order)), strict=True))
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4), sharey=True)
+    panels = (
+        ("k", "k", f"PGD iterations k (ε = {eps_fixed:g}/255-paper)", steps_fixed),
+        ("eps", "eps_paper", f"ε (0–255 paper scale; k = {steps_fixed})", eps_fixed),
+    )
+    for ax, (sweep, x, xlabel, x_paper) in zip(axes, panels, strict=True):
+        sub = d[d["sweep"] == sweep]
+        sns.lineplot(data=sub, x=x, y="acc_pct", hue=hue, hue_order=order, palette=colors,
+                     marker="o", errorbar="sd", ax=ax)  # fmt: skip
+        for key, val in (paper or {}).items():
+            name = hue_labels.get(key, key)
+            if name in colors:
+                lab = f"{name} paper (Table III)"
+                ax.scatter([x_paper], [val], marker="D", s=40, color=colors[name],
+                           edgecolor="black", zorder=4, label=lab)  # fmt: skip
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("ℓ∞ PGD accuracy (%)")
+        ax.legend(frameon=False, fontsize="x-small")
+    axes[0].set_title("(a) accuracy vs k")
+    axes[1].set_title("(b) accuracy vs ε")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,99 @@
+"""Glued values: what the book's ``{glue:}`` roles and the scorecard read from a page.
+
+``glue(name, value)`` glues a value and prints it rounded, so that nbval compares the
+printed text; the other helpers glue a claim record, a verdict, a summary or paired tests.
+(The page footer is :meth:`neurosens.study.session.Session.footer`.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from neurosens.analyses import tables
+from neurosens.analyses.common import Claim
+from neurosens.book.scorecard import verdict_record
+
+__all__ = ["glue", "glue_claim", "glue_md", "glue_paired", "glue_summary", "glue_verdict"]
+
+
+def glue(name: str, value: Any, fmt: str = "{:.4g}", display: bool = False) -> None:
+    """Glue ``value`` under ``name`` (myst_nb) and print ``name = <rounded>``.
+
+    Returns None, so that a cell ending in ``glue(...)`` shows no execute_result: nbval
+    runs cells without storing history, where IPython ignores a trailing ``;``.
+    """
+    from myst_nb import glue as _glue
+
+    _glue(name, value, display=display)
+    shown = fmt.format(value) if isinstance(value, (int, float)) else value
+    print(f"{name} = {shown}")
+
+
+def glue_md(name: str, text: str) -> None:
+    """Glue ``text`` as inline Markdown (``{glue:md}`name```, no quotes) and print it."""
+    from IPython.display import Markdown
+    from myst_nb import glue as _glue
+
+    _glue(name, Markdown(text), display=False)
+    print(f"{name} = {text}")
+
+
+def glue_claim(cid: str, ours: str, paper: str, verdict: str, why: str) -> dict[str, str]:
+    """Glue the scorecard record of claim ``cid`` (see :mod:`neurosens.book.scorecard`)."""
+    from IPython.display import JSON  # noqa: F401  (ensures IPython is present)
+    from myst_nb import glue as _glue
+
+    rec = verdict_record(ours, paper, verdict, why)
+    _glue(f"claim_{cid}", rec, display=False)
+    print(f"claim {cid}: {verdict} — ours {ours}; paper {paper}")
+    return rec
+
+
+def glue_verdict(cid: str, claim: Claim) -> None:
+    """Glue claim ``cid``'s record (``claim_<cid>``, for the scorecard) and its verdict as
+    inline Markdown ``verdict_<cid>`` (for ``{glue:md}`verdict_C6``` in prose)."""
+    from IPython.display import Markdown
+    from myst_nb import glue as _glue
+
+    glue_claim(cid, **claim.record())
+    _glue(f"verdict_{cid}", Markdown(f"**{claim.verdict}**"), display=False)
+
+
+def glue_summary(
+    summary: pd.DataFrame,
+    methods: Sequence[str] | None = None,
+    attacks: Sequence[str] | None = None,
+    prefix: str = "",
+) -> None:
+    """Glue, rounded for nbval, ``{prefix}{method}_{attack}`` (mean %, 1 decimal),
+    ``…_std`` (sd over reps, %), ``{prefix}paper_{method}_{attack}`` (where the paper has one) and
+    ``{prefix}n_{attack}`` (images per rep)."""
+    s = summary.set_index(["method", "attack"])
+    attacks = list(attacks or dict.fromkeys(summary["attack"]))
+    methods = list(methods or dict.fromkeys(summary["method"]))
+    for a in attacks:
+        ns = [int(s.loc[(m, a), "n"]) for m in methods if (m, a) in s.index]
+        if ns:
+            glue(f"{prefix}n_{a}", min(ns), fmt="{:d}")
+    for m in methods:
+        for a in attacks:
+            if (m, a) not in s.index:
+                continue
+            r = s.loc[(m, a)]
+            glue(f"{prefix}{m}_{a}", round(100 * float(r["mean"]), 1), fmt="{:.1f}")
+            glue(f"{prefix}{m}_{a}_std", round(100 * float(r["std"]), 1), fmt="{:.1f}")
+            if np.isfinite(r["paper"]):
+                glue(f"{prefix}paper_{m}_{a}", round(100 * float(r["paper"]), 1), fmt="{:.1f}")
+
+
+def glue_paired(p: pd.DataFrame, name: str) -> None:
+    """Glue the pooled rows of :func:`neurosens.analyses.tables.paired`:
+    ``p_{name}_{attack}`` (p-value, 3 decimals) and ``d_{name}_{attack}`` (accuracy
+    difference A − B, percentage points)."""
+    for att, r in tables.pooled(p).iterrows():
+        glue(f"p_{name}_{att}", round(float(r["p_value"]), 3), fmt="{:.3f}")
+        glue(f"d_{name}_{att}", round(100 * float(r["diff"]), 1), fmt="{:.1f}")

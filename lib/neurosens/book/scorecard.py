@@ -1,0 +1,170 @@
+"""The claims scorecard: the paper's claims, our measured value, the paper's, a verdict.
+
+Each executed notebook glues, per claim it tests, a record
+``claim_<ID> = {"ours": str, "paper": str, "verdict": "holds"|"partly"|"does not hold"|
+"untestable", "why": str}``. This module reads those glued records from ``book/*.ipynb``
+and writes ``book/scorecard.md``; nothing on that page is typed by hand.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+from typing import Any
+
+from neurosens.core.paths import project_root
+
+__all__ = [
+    "CLAIMS",
+    "Verdict",
+    "collect_claims",
+    "summary_text",
+    "verdict_record",
+    "write_intro_summary",
+    "write_scorecard_page",
+]
+
+#: id → (the paper's claim, the notebook that tests it)
+CLAIMS: dict[str, tuple[str, str]] = {
+    "C1": ("Spearman(sensitivity, importance) > chance for every target class", "02"),
+    "C2": ("Levenshtein similarity of Γ^y and Ω^y > chance", "02"),
+    "C3": ("sensitive neurons' regions of interest drift more than vanilla neurons'", "02"),
+    "C4": ("cross-target similarity of sensitive neurons falls with depth", "03"),
+    "C5": ("suppressing sensitive neurons hurts clean accuracy faster than random ones", "04"),
+    "C6": ("PAT lowers neuron sensitivity in every layer", "01"),
+    "C7": ("sensitivity ratio grows with depth, faster for Vanilla than PAT", "05"),
+    "C8": ("ReLU layers amplify the sensitivity ratio relative to the preceding conv", "05"),
+    "C9": ("sensitivity ratio grows with ε in every layer", "05"),
+    "C10": ("SNS beats PAT and ALP on clean accuracy and every attack", "06"),
+    "C11": ("SNS_rand < PAT and SNS_all < SNS", "07"),
+    "C12": ("conv8–conv13 is the best layer choice for SNS", "07"),
+    "C13": ("SNS lowers sensitivity in its layers below PAT", "06"),
+    "C14": ("SNS_dyn ≈ SNS", "07"),
+    "C15": ("SNS ≥ PAT, ALP across the Fig. 15 ε and k sweeps", "06"),
+}
+VERDICTS = ("holds", "partly", "does not hold", "untestable")
+Verdict = str
+
+
+def verdict_record(ours: str, paper: str, verdict: Verdict, why: str) -> dict[str, str]:
+    """The record a notebook glues as ``claim_<ID>``."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
+    return {"ours": ours, "paper": paper, "verdict": verdict, "why": why}
+
+
+def _glued(nb_path: Path) -> dict[str, Any]:
+    """Values glued with myst_nb.glue in an executed notebook (text/plain of each)."""
+    nb = json.loads(nb_path.read_text(encoding="utf-8"))
+    out: dict[str, Any] = {}
+    for cell in nb.get("cells", []):
+        for o in cell.get("outputs", []):
+            scrap = o.get("metadata", {}).get("scrapbook", {})
+            key = scrap.get("name")
+            # glue(..., display=False) prefixes every mime type with its mime_prefix
+            # ("application/papermill.record/"): strip it before looking the types up
+            prefix = scrap.get("mime_prefix", "")
+            data = {k.removeprefix(prefix): v for k, v in o.get("data", {}).items()}
+            if key and "application/json" in data:
+                out[key] = data["application/json"]
+            elif key and "text/plain" in data:
+                out[key] = "".join(data["text/plain"])
+    return out
+
+
+def _record(val: Any) -> dict[str, Any]:
+    """A glued claim record: a dict, its JSON, or its Python repr (IPython's text/plain)."""
+    if isinstance(val, dict):
+        return val
+    text = str(val).strip()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return ast.literal_eval(text)
+
+
+def collect_claims(book_dir: Path | None = None) -> dict[str, dict[str, Any]]:
+    book_dir = book_dir or project_root() / "book"
+    found: dict[str, dict[str, Any]] = {}
+    for nb in sorted(book_dir.glob("[0-9][0-9]-*.ipynb")):
+        for key, val in _glued(nb).items():
+            if key.startswith("claim_"):
+                rec = _record(val)
+                found[key.removeprefix("claim_")] = {**rec, "notebook": nb.name}
+    return found
+
+
+def write_scorecard_page(path: Path | None = None) -> Path:
+    path = path or project_root() / "book" / "scorecard.md"
+    found = collect_claims(path.parent)
+    rows = []
+    for cid, (claim, nb) in CLAIMS.items():
+        rec = found.get(cid)
+        if rec is None:
+            rows.append([cid, claim, "—", "—", "not yet run", f"notebook {nb} not executed"])
+        else:
+            rows.append(
+                [cid, claim, rec["ours"], rec["paper"], f"**{rec['verdict']}**", rec["why"]]
+            )
+    header = ["id", "claim", "ours", "paper", "verdict", "evidence"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    text = (
+        "# Claims scorecard\n\n"
+        "Generated from the values the executed notebooks glue (`neurosens.book.scorecard`); "
+        "ours on the cpu profile, the paper's on CIFAR-10 VGG-16.\n\n" + "\n".join(lines) + "\n"
+    )
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+#: the claim whose numbers an intro sentence quotes first, when it is in that group
+HEADLINE_ORDER = ("C10", "C6", "C1", "C5", "C4", "C7", "C13")
+START, END = "<!-- scorecard-summary:start -->", "<!-- scorecard-summary:end -->"
+
+
+def _example(ids: list[str], found: dict[str, dict[str, Any]]) -> str:
+    cid = next((c for c in HEADLINE_ORDER if c in ids), ids[0])
+    return f"{cid} ({CLAIMS[cid][0]}): ours {found[cid]['ours']}, the paper {found[cid]['paper']}"
+
+
+def summary_text(found: dict[str, dict[str, Any]]) -> str:
+    """Two sentences on what held and what did not, built from the claim records alone."""
+    by: dict[str, list[str]] = {v: [] for v in VERDICTS}
+    for cid in CLAIMS:
+        if cid in found:
+            by[found[cid]["verdict"]].append(cid)
+    n_run = sum(len(v) for v in by.values())
+    if not n_run:
+        return "No notebook has been executed yet, so no claim has a verdict."
+    held = by["holds"]
+    first = (
+        f"**What held.** Of the {len(CLAIMS)} claims, {len(held)} hold at our scale "
+        f"({', '.join(held)}), e.g. {_example(held, found)}."
+        if held
+        else f"**What held.** None of the {n_run} claims tested holds in full at our scale."
+    )
+    rest = by["does not hold"] + by["partly"]
+    second = (
+        f"**What did not.** {len(by['does not hold'])} do not hold "
+        f"({', '.join(by['does not hold']) or 'none'}) and {len(by['partly'])} hold only "
+        f"partly ({', '.join(by['partly']) or 'none'}), e.g. {_example(rest, found)}."
+        if rest
+        else "**What did not.** Every claim tested holds."
+    )
+    extra = []
+    if by["untestable"]:
+        extra.append(f"{', '.join(by['untestable'])} cannot be tested at our scale.")
+    missing = [c for c in CLAIMS if c not in found]
+    if missing:
+        extra.append(f"Not yet run: {', '.join(missing)}.")
+    return " ".join([first, second, *extra])
+
+
+def write_intro_summary(path: Path | None = None) -> Path:
+    """Replace the block between the summary markers of ``book/intro.md``."""
+    from neurosens.core.files import replace_block
+
+    path = path or project_root() / "book" / "intro.md"
+    return replace_block(path, START, END, summary_text(collect_claims(path.parent)))

@@ -1,0 +1,1 @@
+"""Command line: ``python -m neurosens {info,data,train,evaluate,book}``."""

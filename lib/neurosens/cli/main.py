@@ -1,0 +1,166 @@
+"""Command line: ``python -m neurosens {info,data,train,evaluate,book}``, one argparse tree.
+
+:data:`COMMANDS` maps each sub-command to (help, add_arguments, run); ``train``,
+``evaluate`` and ``book`` are defined in their own modules of this package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from neurosens.cli import book, evaluate, train
+from neurosens.cli.common import Command
+
+__all__ = ["COMMANDS", "main"]
+
+
+def _dataset_status() -> list[tuple[str, str]]:
+    from neurosens.core.paths import data_root
+    from neurosens.data.images import DEBIAN_FASHION_MNIST, FMNIST_FILES
+
+    root = data_root()
+    raw = root / "FashionMNIST" / "raw"
+    rows = []
+    if all((raw / f).is_file() for f in FMNIST_FILES):
+        rows.append(("fashion_mnist", f"available at {raw}"))
+    elif all((DEBIAN_FASHION_MNIST / f"{f}.gz").is_file() for f in FMNIST_FILES):
+        rows.append(
+            ("fashion_mnist", f"Debian package at {DEBIAN_FASHION_MNIST} (unpacked on use)")
+        )
+    else:
+        rows.append(("fashion_mnist", "absent (make data, or torchvision download on first use)"))
+    cifar = root / "cifar-10-batches-py"
+    rows.append(("cifar10", f"available at {cifar}" if cifar.is_dir() else "absent (download)"))
+    inet = root / "imagenet200"
+    rows.append(("imagenet200", f"available at {inet}" if inet.is_dir() else "absent"))
+    return rows
+
+
+def cmd_info(_args: argparse.Namespace) -> int:
+    import torch
+
+    from neurosens.core.cpu import aten_capability, cpu_model, onednn_isa, vector_extensions
+    from neurosens.core.paths import artifacts_root, data_root, project_root
+    from neurosens.store.artifacts import ArtifactStore, provenance
+
+    prov = provenance()
+    print("neurosens study environment")
+    for k, v in prov["versions"].items():
+        print(f"  {k:<12} {v}")
+    cuda = torch.cuda.is_available()
+    dev = f"cuda ({torch.cuda.get_device_name(0)})" if cuda else "cpu"
+    print(f"  {'device':<12} {dev}")
+    print(f"  {'threads':<12} {torch.get_num_threads()}")
+    ext = vector_extensions()
+    have = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in ext.items())
+    print(f"  {'cpu':<12} {cpu_model()}: {have}")
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    capped = f" (ONEDNN_MAX_CPU_ISA={cap})" if cap else ""
+    print(f"  {'oneDNN ISA':<12} {onednn_isa()}{capped}")
+    print(f"  {'ATen ISA':<12} {aten_capability()}")
+    print(f"  {'git':<12} {prov['git_sha']}{' (dirty)' if prov['git_dirty'] else ''}")
+    print(f"  {'root':<12} {project_root()}")
+    print(f"  {'data':<12} {data_root()}")
+    print("datasets")
+    for name, status in _dataset_status():
+        print(f"  {name:<14} {status}")
+    runs = ArtifactStore().runs()
+    print(f"artifacts ({len(runs)} in {artifacts_root()})")
+    for r in runs:
+        print(f"  {r}")
+    return 0
+
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "dataset",
+        nargs="?",
+        default="fashion_mnist",
+        choices=("fashion_mnist", "cifar10", "imagenet200"),
+        help="which dataset (default fashion_mnist)",
+    )
+    p.add_argument("--offline", action="store_true", help="never download")
+    p.add_argument("--ilsvrc", help="imagenet200: ILSVRC-2012 folder with train/ and val/")
+    p.add_argument("--wnids", help="imagenet200: class list file (default: the study's 200)")
+    p.add_argument(
+        "--train-per-class",
+        type=int,
+        default=500,
+        help="imagenet200: first N training images per class (default 500, 0 = all)",
+    )
+    p.add_argument("--val-labels", help="imagenet200: labels of a flat val/ folder")
+    p.add_argument("--out", help="imagenet200: destination (default <data>/imagenet200)")
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from neurosens.data.images import DataUnavailable, load_cifar10, provision_fashion_mnist
+
+    try:
+        if args.dataset == "imagenet200":
+            return _data_imagenet200(args)
+        if args.dataset == "cifar10":
+            for split in ("train", "test"):
+                load_cifar10(split, download=not args.offline)
+            print("cifar10 ready")
+            return 0
+        raw = provision_fashion_mnist(download=not args.offline)
+    except DataUnavailable as e:
+        print(e, file=sys.stderr)
+        return 2
+    print(f"fashion_mnist ready at {raw}")
+    return 0
+
+
+def _data_imagenet200(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from neurosens.data.imagenet200 import build
+
+    if not args.ilsvrc:
+        print("imagenet200 is built from an ILSVRC-2012 tree: pass --ilsvrc PATH", file=sys.stderr)
+        return 2
+    wnids = Path(args.wnids).read_text(encoding="utf-8").split() if args.wnids else None
+    try:
+        summary = build(
+            Path(args.ilsvrc),
+            Path(args.out) if args.out else None,
+            wnids=wnids,
+            train_per_class=args.train_per_class,
+            val_labels=Path(args.val_labels) if args.val_labels else None,
+        )
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "info": ("print versions, device, threads, datasets and artifacts", lambda p: None, cmd_info),
+    "data": (
+        "provision a dataset (Fashion-MNIST, CIFAR-10; ImageNet-200 from an ILSVRC tree)",
+        add_data_arguments,
+        cmd_data,
+    ),
+    **train.COMMANDS,
+    **evaluate.COMMANDS,
+    **book.COMMANDS,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m neurosens", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_, add, _run) in COMMANDS.items():
+        add(sub.add_parser(name, help=help_))
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(raw)
+    args.argv = raw  # for commands that re-launch themselves (--nproc)
+    return COMMANDS[args.command][2](args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

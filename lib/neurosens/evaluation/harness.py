@@ -1,0 +1,631 @@
+"""Robustness evaluation harness: per-example flags, resumable, with self-checks.
+
+``evaluate(model, attacks, n_examples, seed, config=...)`` runs each attack on the first N
+test images (RobustBench convention), in batches of ``batch_size``, and returns an
+:class:`EvalResult` whose ``table`` is tidy: one row for clean accuracy, one per attack and
+one for the worst case over attacks per example (an example counts as robust only if it is
+classified correctly clean and under every attack).
+
+An example counts as robust to an adversarial attack only if it is classified correctly both
+clean and attacked (RobustBench/AutoAttack convention, so robust accuracy ≤ clean accuracy);
+only the clean-correct examples of a batch are passed to the attack (saves the black-box
+attacks' budget). For Gaussian noise the flag is plain accuracy on the noisy image
+(CIFAR-10-C convention).
+
+Storage and resume. When the model comes from the artifact store (``model`` is a run id or
+``run_id=`` is given) the per-example correctness flags of each attack are written, after
+every batch, to ``data/artifacts/<run>/eval/<setting-key>.json`` (random attacks:
+``<setting-key>-s<seed>.json``) together with N, the seed, the batch size, the attack's
+parameters, a short hash per image, the git SHA and library versions. A setting already
+evaluated (same key; same seed if the attack is random; same batch size; same images) is
+read back, not recomputed; an interrupted evaluation resumes at its last finished batch.
+Batch b of a random attack uses ``torch.Generator().manual_seed(seed · 1000003 + start)``
+so results do not depend on where a run was interrupted. Without a run id nothing is stored.
+
+Gradient-masking self-checks (after Athalye et al. 2018 and AutoAttack's checks) warn with
+:class:`GradientMaskingWarning` and are listed in ``result.warnings``:
+  * ``zero_grad``: some clean examples have an exactly-zero input gradient of the loss;
+  * ``black_beats_white``: a black-box attack (SPSA, NAttack, Square) reaches lower accuracy
+    than the strongest white-box attack (AutoAttack included) of the same norm and at least
+    the same ε;
+  * ``large_eps``: ℓ∞ PGD at ε = 1 (any image reachable) leaves accuracy above 10%.
+
+Several processes (``python -m neurosens evaluate --nproc N`` or ``torchrun``): when a
+process group is initialised, the batches of each attack are dealt round-robin over the
+ranks (batch b to rank b mod N), the per-example flags of each round are gathered in
+batch order, and rank 0 alone writes them and runs the self-checks. A batch's random
+generator depends only on the seed and its first index, so the flags are those of one
+process; a resumed evaluation continues at the last complete round. ``seconds`` is then
+the sum of the processes' compute seconds.
+
+:func:`pgd_sweep` runs the Fig. 15 sweeps (ℓ∞ PGD with k = 1..10 at ε = 8/255-paper, and
+ε = 1..12 paper units at k = 10) in one call.
+
+Example:
+    >>> res = evaluate("vgg16-cpu-pat-s0", ["fgsm", "pgd_linf"], 1000)  # doctest: +SKIP
+    >>> res.table                                                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from neurosens.attacks.base import AttackError, eval_mode
+from neurosens.attacks.pgd import pgd
+from neurosens.attacks.registry import AttackSpec, attack_suite, make_spec
+from neurosens.core.distributed import Dist, current
+
+if TYPE_CHECKING:
+    from neurosens.core.config import Config
+    from neurosens.data.images import ImageSet
+    from neurosens.store.artifacts import ArtifactStore
+
+__all__ = [
+    "EvalResult",
+    "GradientMaskingWarning",
+    "check_gradients",
+    "check_large_eps",
+    "evaluate",
+    "pgd_sweep",
+]
+
+EVAL_DIR = "eval"
+
+
+class GradientMaskingWarning(UserWarning):
+    """An evaluation self-check suggests gradient masking (see the module doc)."""
+
+
+@dataclass
+class EvalResult:
+    """Outcome of :func:`evaluate`.
+
+    Attributes:
+        table: tidy DataFrame, one row per attack plus ``clean`` first and ``worst`` last;
+            columns attack, name, key, kind, norm, eps, n, correct, accuracy, seconds, cached.
+        flags: setting key (and ``"worst"``) → bool array (n,) of per-example correctness.
+        specs: the evaluated :class:`AttackSpec` list, clean first.
+        warnings: messages of the gradient-masking self-checks (empty when all passed).
+        n: images evaluated by the largest attack; seed; run_id (None when not stored).
+    """
+
+    table: pd.DataFrame
+    flags: dict[str, np.ndarray]
+    specs: list[AttackSpec]
+    warnings: list[str] = field(default_factory=list)
+    n: int = 0
+    seed: int = 0
+    run_id: str | None = None
+
+    def accuracy(self, attack: str) -> float:
+        """Accuracy of an attack by registry name, label or setting key."""
+        t = self.table
+        rows = t[(t["attack"] == attack) | (t["name"] == attack) | (t["key"] == attack)]
+        if len(rows) != 1:
+            raise KeyError(
+                f"{attack!r} matches {len(rows)} rows; use a setting key from {list(t['key'])}"
+            )
+        return float(rows["accuracy"].iloc[0])
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _images_sha(x: torch.Tensor) -> list[str]:
+    """A short sha256 per image (so that a prefix of a stored evaluation can be checked)."""
+    a = x.detach().cpu().contiguous().numpy()
+    return [hashlib.sha256(a[i].tobytes()).hexdigest()[:10] for i in range(len(a))]
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _as_tensors(data: ImageSet | tuple[torch.Tensor, torch.Tensor], n: int) -> tuple:
+    if isinstance(data, tuple):
+        x, y = data
+        x, y = x[:n], y[:n]
+    else:
+        x, y = data[slice(0, min(n, len(data)))]
+    if x.dim() != 4 or len(x) != len(y):
+        raise AttackError(
+            f"evaluation images must be (N, C, H, W) with N labels, got {tuple(x.shape)}"
+        )
+    if torch.isnan(x).any() or x.min() < 0 or x.max() > 1:
+        raise AttackError(
+            f"evaluation images must lie in [0, 1] (got min {x.min().item():.3g}, "
+            f"max {x.max().item():.3g}); normalisation belongs inside the model"
+        )
+    return x, y.long()
+
+
+def _flags_file(spec: AttackSpec, seed: int) -> str:
+    """``eval/<key>.json``; random attacks keep one file per seed (``eval/<key>-s<seed>.json``)."""
+    return f"{EVAL_DIR}/{spec.key}-s{seed}.json" if spec.random else f"{EVAL_DIR}/{spec.key}.json"
+
+
+def _batch_generator(seed: int, start: int, device: torch.device) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + start)
+
+
+@torch.no_grad()
+def _correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return model(x).argmax(1) == y
+
+
+def _load_done(
+    store: ArtifactStore | None,
+    run_id: str | None,
+    spec: AttackSpec,
+    seed: int,
+    batch_size: int,
+    x: torch.Tensor,
+) -> tuple[list[bool], float]:
+    """Flags already stored for this setting, if compatible (else [])."""
+    if store is None or run_id is None:
+        return [], 0.0
+    from neurosens.store.artifacts import ArtifactMissing
+
+    try:
+        rec = store.read_json(run_id, _flags_file(spec, seed))
+    except ArtifactMissing:
+        return [], 0.0
+    flags = [bool(f) for f in rec.get("flags", [])]
+    ok = (
+        rec.get("key") == spec.key
+        and rec.get("batch_size") == batch_size
+        and (rec.get("seed") == seed or not spec.random)
+        and len(flags) > 0
+        and len(rec.get("images_sha", [])) == len(flags)
+    )
+    m = min(len(flags), len(x))
+    ok = ok and rec["images_sha"][:m] == _images_sha(x[:m])
+    if not ok:
+        return [], 0.0
+    if len(flags) < len(x) and len(flags) % batch_size:  # stopped mid-batch: cannot extend
+        return [], 0.0
+    return flags, float(rec.get("seconds", 0.0))
+
+
+def _run_attack(
+    model: nn.Module,
+    spec: AttackSpec,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    seed: int,
+    batch_size: int,
+    device: torch.device,
+    store: ArtifactStore | None,
+    run_id: str | None,
+    progress: bool,
+    recompute: bool,
+    clean_ok: np.ndarray | None = None,
+    dist: Dist | None = None,
+) -> tuple[np.ndarray, float, bool]:
+    """Per-example flags (n,) for one attack, resuming from the store. → (flags, s, cached).
+
+    With ``dist`` active, batch b runs on rank b mod N and every rank returns all flags.
+    """
+    d = dist or Dist()
+    n = len(x)
+    done, seconds = ([], 0.0) if recompute else _load_done(store, run_id, spec, seed, batch_size, x)
+    if len(done) >= n:
+        return np.array(done[:n], dtype=bool), seconds, True
+    flags = list(done)
+    storing = store is not None and run_id is not None and d.main
+    shas = _images_sha(x) if storing else []
+    if storing:
+        from neurosens.store.artifacts import provenance
+
+        prov = provenance()
+        prov = {"git_sha": prov["git_sha"], "versions": prov["versions"]}
+    bar = tqdm(
+        total=n,
+        initial=len(flags),
+        desc=spec.label or spec.name,
+        unit="img",
+        disable=not (progress and d.main),
+        leave=False,
+    )
+    starts = list(range(len(flags), n, batch_size))
+    try:
+        for r in range(0, len(starts), d.world):
+            rnd = starts[r : r + d.world]  # one batch per rank in this round
+            mine = None
+            if d.rank < len(rnd):
+                mine = _attack_batch(
+                    model, spec, x, y, rnd[d.rank], seed, batch_size, device, clean_ok
+                )
+            for res in d.all_gather_object(mine):  # rank order = batch order
+                if res is None:
+                    continue
+                ok, secs = res
+                seconds += secs
+                flags.extend(bool(v) for v in ok)
+                bar.update(len(ok))
+            if storing:
+                store.write_json(
+                    run_id,
+                    _flags_file(spec, seed),
+                    {
+                        **prov,
+                        **spec.describe(),
+                        "n": len(flags),
+                        "n_target": n,
+                        "complete": len(flags) >= n,
+                        "seed": seed,
+                        "batch_size": batch_size,
+                        "images_sha": shas[: len(flags)],
+                        "seconds": round(seconds, 3),
+                        "accuracy": sum(flags) / len(flags),
+                        "flags": [int(f) for f in flags],
+                    },
+                )
+    finally:
+        bar.close()
+    return np.array(flags, dtype=bool), seconds, False
+
+
+def _attack_batch(
+    model: nn.Module,
+    spec: AttackSpec,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    start: int,
+    seed: int,
+    batch_size: int,
+    device: torch.device,
+    clean_ok: np.ndarray | None,
+) -> tuple[list[bool], float]:
+    """Flags of the batch at ``start`` (its RNG depends on seed and start only) and seconds."""
+    xb = x[start : start + batch_size].to(device)
+    yb = y[start : start + batch_size].to(device)
+    t0 = time.perf_counter()
+    gen = _batch_generator(seed, start, device)
+    ok = np.zeros(len(xb), dtype=bool)
+    # adversarial attacks: only examples correct when clean are attacked (robust =
+    # correct clean and attacked, as in AutoAttack); noise: every example
+    sel = (
+        torch.ones(len(xb), dtype=torch.bool)
+        if clean_ok is None
+        else torch.from_numpy(clean_ok[start : start + len(xb)].copy())
+    )
+    if sel.any():
+        xs, ys = xb[sel.to(device)], yb[sel.to(device)]
+        x_adv = spec.run(model, xs, ys, generator=gen, seed=seed + start)
+        if x_adv.shape != xs.shape or x_adv.min() < 0 or x_adv.max() > 1:
+            raise AttackError(f"attack {spec.key} returned images outside [0, 1] or misshaped")
+        with eval_mode(model):
+            ok[sel.numpy()] = _correct(model, x_adv, ys).cpu().numpy()
+    return [bool(v) for v in ok], time.perf_counter() - t0
+
+
+# -- self-checks ------------------------------------------------------------------------------
+
+
+def check_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    """Number of examples whose input gradient of the cross-entropy is exactly zero."""
+    with eval_mode(model), torch.enable_grad():
+        xg = x.detach().clone().requires_grad_(True)
+        loss = F.cross_entropy(model(xg), y, reduction="sum")
+        (g,) = torch.autograd.grad(loss, xg)
+    return int((g.flatten(1).abs().amax(1) == 0).sum())
+
+
+def check_large_eps(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = 1.0, steps: int = 20
+) -> float:
+    """Accuracy under ℓ∞ PGD at a large ε (1.0 reaches every image): should be ≈ 0."""
+    x_adv = pgd(model, x, y, eps=eps, steps=steps, norm="linf")
+    with eval_mode(model):
+        return float(_correct(model, x_adv, y).float().mean())
+
+
+def _self_checks(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    specs: list[AttackSpec],
+    flags: dict[str, np.ndarray],
+    device: torch.device,
+    large_eps_threshold: float = 0.1,
+) -> list[str]:
+    msgs: list[str] = []
+    m = min(len(x), 100)
+    xs, ys = x[:m].to(device), y[:m].to(device)
+    zero = check_gradients(model, xs, ys)
+    if zero:
+        msgs.append(
+            f"zero_grad: {zero} of {m} clean examples have an exactly-zero input gradient "
+            "(saturated softmax or non-differentiable layers): white-box attacks may be "
+            "unreliable; check with black-box attacks"
+        )
+    # AutoAttack (an ensemble led by gradient-based APGD) counts as white-box: a black-box
+    # attack that beats PGD-10 but not AutoAttack shows a weak PGD, not masked gradients.
+    whites = [s for s in specs if s.kind in ("white", "ensemble") and s.norm is not None]
+    for b in (s for s in specs if s.kind == "black"):
+        peers = [
+            w
+            for w in whites
+            if w.norm == b.norm
+            and w.eps is not None
+            and b.eps is not None
+            and w.eps >= b.eps - 1e-12
+        ]
+        if not peers:
+            continue
+        k = min(len(flags[b.key]), *(len(flags[w.key]) for w in peers))
+        acc_b = flags[b.key][:k].mean()
+        best = min(peers, key=lambda w: flags[w.key][:k].mean())
+        acc_w = flags[best.key][:k].mean()
+        if acc_b < acc_w:
+            msgs.append(
+                f"black_beats_white: black-box {b.label or b.name} ({acc_b:.1%}) is stronger than "
+                f"the best white-box attack {best.label or best.name} ({acc_w:.1%}) on the same "
+                f"{k} images: gradients may be masked"
+            )
+    if any(s.kind in ("white", "black", "ensemble") for s in specs):
+        acc = check_large_eps(model, xs, ys)
+        if acc > large_eps_threshold:
+            msgs.append(
+                f"large_eps: ℓ∞ PGD at ε = 1 still leaves {acc:.1%} accuracy on {m} images "
+                "(should be ≈ 0): gradients may be masked or the attack is broken"
+            )
+    return msgs
+
+
+# -- main entry points -----------------------------------------------------------------------
+
+
+def _resolve_model(
+    model: nn.Module | str, config: Config | None, run_id: str | None, store: ArtifactStore | None
+) -> tuple[nn.Module, Config | None, str | None, ArtifactStore | None]:
+    if isinstance(model, str):
+        from neurosens.store.artifacts import ArtifactStore
+
+        store = store or ArtifactStore()
+        run_id = store.find(model)
+        config = config or store.load_config(run_id).with_current_eval()
+        model = store.load_model(run_id)
+    elif run_id is not None:
+        from neurosens.store.artifacts import ArtifactStore
+
+        store = store or ArtifactStore()
+        config = config or store.load_config(run_id).with_current_eval()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module or a run id, got {type(model).__name__}")
+    return model, config, run_id, store
+
+
+def evaluate(
+    model: nn.Module | str,
+    attacks: Iterable[str | AttackSpec] | str,
+    n_examples: int | None = None,
+    seed: int = 0,
+    *,
+    config: Config | None = None,
+    data: ImageSet | tuple[torch.Tensor, torch.Tensor] | None = None,
+    run_id: str | None = None,
+    store: ArtifactStore | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    checks: bool = True,
+    recompute: bool = False,
+    distributed: bool = True,
+) -> EvalResult:
+    """Robust accuracy of ``model`` under ``attacks`` on the first ``n_examples`` test images.
+
+    Args:
+        model: an nn.Module taking [0, 1] images, or a run id / run name of the artifact
+            store (then the model, its config and the storage location come from there).
+        attacks: registry names (``"fgsm"``, ``"pgd_linf"``, ..., see
+            :mod:`neurosens.attacks.registry`), ready :class:`AttackSpec` objects, or a
+            comma-separated string. ``clean`` is always evaluated first.
+        n_examples: images per attack (default: each attack's config default, e.g.
+            ``n_eval_cw`` for C&W; the worst case then covers the images common to all).
+        seed: seed of random attacks (noise, SPSA, NAttack, Square, AutoAttack).
+        config: settings of named attacks and the test set (default: the run's config).
+        data: images to use instead of the config's test set: an ImageSet or (x, y).
+        run_id: store flags under this run (implied when ``model`` is a run id).
+        store: artifact store (default ``ArtifactStore()`` when a run id is known).
+        batch_size: images per attack call (default ``config.eval_batch_size``, else 500).
+        device: where to run (default: the model's device).
+        progress: tqdm bar per attack with images/s.
+        checks: run the gradient-masking self-checks.
+        recompute: ignore stored flags.
+        distributed: shard the batches over the initialised process group, if any
+            (see the module doc); every rank returns the same result.
+
+    Returns:
+        :class:`EvalResult` (tidy table, per-example flags, self-check warnings).
+
+    Raises:
+        AttackError: unknown attack name, ε ≤ 0, bad norm, images outside [0, 1].
+    """
+    model, config, run_id, store = _resolve_model(model, config, run_id, store)
+    names = [attacks] if isinstance(attacks, AttackSpec) else attacks
+    if config is None:
+        if any(
+            not isinstance(a, AttackSpec) for a in ([names] if isinstance(names, str) else names)
+        ):
+            raise AttackError(
+                "evaluate needs config= to build named attacks (or a run id, whose config is used)"
+            )
+        from neurosens.core.config import Config as _Config
+
+        config = _Config()
+    specs = attack_suite(config, names)
+    specs = [s for s in specs if s.name != "clean"]
+    if n_examples is not None and (not isinstance(n_examples, int) or n_examples < 1):
+        raise AttackError(f"n_examples must be a positive integer, got {n_examples!r}")
+    ns = {s.key: n_examples or s.n_default for s in specs}
+    n_max = max(ns.values()) if specs else (n_examples or config.n_eval)
+    if data is None:
+        from neurosens.data.images import test_set
+
+        data = test_set(config, n_max)
+    x, y = _as_tensors(data, n_max)
+    n_max = len(x)
+    clean = make_spec("clean", config)
+    specs = [clean, *specs]
+    ns = {k: min(v, n_max) for k, v in ns.items()}
+    ns[clean.key] = n_max
+    bs = batch_size or config.eval_batch_size
+    dev = torch.device(device) if device is not None else _model_device(model)
+    model = model.to(dev)
+    d = current() if distributed else Dist()
+
+    flags: dict[str, np.ndarray] = {}
+    rows: list[dict[str, Any]] = []
+    with eval_mode(model):
+        for spec in specs:
+            n = ns[spec.key]
+            clean_ok = flags.get(clean.key) if spec.kind not in ("clean", "noise") else None
+            f, secs, cached = _run_attack(
+                model,
+                spec,
+                x[:n],
+                y[:n],
+                seed,
+                bs,
+                dev,
+                store,
+                run_id,
+                progress,
+                recompute,
+                clean_ok,
+                d,
+            )
+            flags[spec.key] = f
+            rows.append(
+                {
+                    "attack": spec.label or spec.name,
+                    "name": spec.name,
+                    "key": spec.key,
+                    "kind": spec.kind,
+                    "norm": spec.norm,
+                    "eps": spec.eps,
+                    "n": n,
+                    "correct": int(f.sum()),
+                    "accuracy": float(f.mean()) if n else float("nan"),
+                    "seconds": round(secs, 3),
+                    "cached": cached,
+                }
+            )
+        k = min(len(f) for f in flags.values())
+        worst = np.logical_and.reduce([f[:k] for f in flags.values()])
+        flags["worst"] = worst
+        rows.append(
+            {
+                "attack": "worst",
+                "name": "worst",
+                "key": "worst",
+                "kind": "worst",
+                "norm": None,
+                "eps": None,
+                "n": k,
+                "correct": int(worst.sum()),
+                "accuracy": float(worst.mean()) if k else float("nan"),
+                "seconds": round(sum(r["seconds"] for r in rows), 3),
+                "cached": all(r["cached"] for r in rows),
+            }
+        )
+        msgs = _self_checks(model, x, y, specs, flags, dev) if checks and d.main else []
+        msgs = d.broadcast_object(msgs)
+    for msg in msgs:
+        warnings.warn(msg, GradientMaskingWarning, stacklevel=2)
+    return EvalResult(pd.DataFrame(rows), flags, specs, msgs, n_max, seed, run_id)
+
+
+def pgd_sweep(
+    model: nn.Module | str,
+    config: Config | None = None,
+    *,
+    steps: Sequence[int] = tuple(range(1, 11)),
+    eps_paper: Sequence[float] = tuple(range(1, 13)),
+    eps_fixed_paper: float = 8,
+    steps_fixed: int = 10,
+    n_examples: int | None = None,
+    seed: int = 0,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """Fig. 15 sweeps of ℓ∞ PGD in one call: k = ``steps`` at ε = ``eps_fixed_paper``, and
+    ε = ``eps_paper`` (0–255 paper scale, mapped to the profile) at k = ``steps_fixed``.
+
+    Args:
+        model: nn.Module or run id (see :func:`evaluate`).
+        config: settings (default: the run's config); ε maps through
+            :func:`neurosens.core.profiles.paper_eps` for ``config.profile``.
+        steps, eps_paper, eps_fixed_paper, steps_fixed: the two sweeps (paper defaults).
+        n_examples, seed, kwargs: passed to :func:`evaluate` (``checks`` defaults to False).
+
+    Returns:
+        tidy DataFrame: sweep (``"k"`` or ``"eps"``), k, eps_paper, eps, n, accuracy, key;
+        the clean accuracy is in ``df.attrs["clean"]``.
+    """
+    from neurosens.core.profiles import paper_eps
+
+    model, config, run_id, store = _resolve_model(
+        model, config, kwargs.pop("run_id", None), kwargs.pop("store", None)
+    )
+    if config is None:
+        raise AttackError("pgd_sweep needs config= (or a run id)")
+    base = make_spec("pgd_linf", config)
+    plan: list[tuple[str, int, float, AttackSpec]] = []
+    for k in steps:
+        e = paper_eps(eps_fixed_paper, "linf", config.profile)
+        spec = _pgd_spec(base, e, int(k), f"pgd_linf k={k}")
+        plan.append(("k", int(k), float(eps_fixed_paper), spec))
+    for ep in eps_paper:
+        e = paper_eps(ep, "linf", config.profile)
+        spec = _pgd_spec(base, e, steps_fixed, f"pgd_linf ε={ep}/255")
+        plan.append(("eps", steps_fixed, float(ep), spec))
+    kwargs.setdefault("checks", False)
+    res = evaluate(
+        model,
+        [p[3] for p in plan],
+        n_examples,
+        seed,
+        config=config,
+        run_id=run_id,
+        store=store,
+        **kwargs,
+    )
+    rows = []
+    for sweep, k, ep, spec in plan:
+        f = res.flags[spec.key]
+        rows.append(
+            {
+                "sweep": sweep,
+                "k": k,
+                "eps_paper": ep,
+                "eps": spec.eps,
+                "n": len(f),
+                "accuracy": float(f.mean()),
+                "key": spec.key,
+            }
+        )
+    df = pd.DataFrame(rows)
+    df.attrs["clean"] = res.accuracy("clean")
+    return df
+
+
+def _pgd_spec(base: AttackSpec, eps: float, k: int, label: str) -> AttackSpec:
+    if not eps > 0:
+        raise AttackError(f"sweep ε must be > 0, got {eps}")
+    s = base.replace(eps=eps, steps=k)
+    return AttackSpec(s.name, s.kind, s.norm, s.eps, s.params, s.n_default, label)

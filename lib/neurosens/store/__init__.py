@@ -1,0 +1,1 @@
+"""The artifact store (weights, configs, per-example flags) and the analysis cache."""

@@ -1,0 +1,269 @@
+"""Artifact store: one folder per run under ``data/artifacts/<run-id>/``.
+
+A run folder holds ``model.safetensors`` (float32 weights), ``config.json`` (resolved
+config, config hash, git SHA, library versions, seed, dataset fingerprint, sha256 of the
+weights), ``metrics.json``, ``history.json`` and any further per-run JSON (per-example
+evaluation flags, selected neurons). Every write is atomic (temporary file in the same
+folder, fsync, rename). Loading checks the weights' sha256: a mismatch or a truncated file
+fails with an error naming the file. Missing artifacts are trained only when training is
+allowed (``NEUROSENS_ALLOW_TRAIN=1`` or an explicit flag); otherwise the error gives the
+exact command that produces them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import importlib.metadata as _metadata
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from neurosens.core.config import Config
+from neurosens.core.paths import artifacts_root, project_root
+from neurosens.core.profiles import profile_defaults
+from neurosens.core.runtime import to_memory_format
+
+__all__ = [
+    "ArtifactError",
+    "ArtifactMissing",
+    "ArtifactStore",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "provenance",
+    "train_allowed",
+    "train_command",
+]
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+class ArtifactError(RuntimeError):
+    """A stored artifact is corrupt, ambiguous or unreadable; the message names the file."""
+
+
+class ArtifactMissing(ArtifactError):
+    """A needed artifact does not exist and training is not allowed here."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def train_allowed(flag: bool | None = None) -> bool:
+    """Training is allowed only when asked for: ``flag`` or ``NEUROSENS_ALLOW_TRAIN=1``."""
+    if flag is not None:
+        return flag
+    return os.environ.get("NEUROSENS_ALLOW_TRAIN", "") not in ("", "0", "false", "no")
+
+
+def train_command(config: Config) -> str:
+    """The shell command that produces ``config``'s artifact."""
+    defaults = Config(**profile_defaults(config.profile))
+    base = ["profile", "method", "seed"]
+    changed = [
+        f"--set {k}={json.dumps(v, separators=(',', ':'))}"
+        for k, v in config.to_dict().items()
+        if k not in base and v != defaults.to_dict()[k]
+    ]
+    cmd = (
+        f"NEUROSENS_ALLOW_TRAIN=1 python -m neurosens train --profile {config.profile} "
+        f"--method {config.method} --seed {config.seed}"
+    )
+    return " ".join([cmd, *changed])
+
+
+def _git(*args: str) -> str:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=project_root(), capture_output=True, text=True, timeout=10
+        )
+        return out.stdout.strip() if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance() -> dict[str, Any]:
+    """Git SHA (and whether the tree was dirty), library versions, host facts."""
+    import numpy
+    import torchvision
+
+    return {
+        "git_sha": _git("rev-parse", "HEAD"),
+        "git_dirty": _git("status", "--porcelain", "--untracked-files=no") not in ("", "unknown"),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "numpy": numpy.__version__,
+            "neurosens": _metadata.version("neurosens"),
+        },
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "threads": torch.get_num_threads(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+class ArtifactStore:
+    """Read and write run folders under ``root`` (default ``data/artifacts``)."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root is not None else artifacts_root()
+
+    # -- locating ---------------------------------------------------------------------------
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / run_id
+
+    def runs(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / CONFIG).is_file())
+
+    def exists(self, run_id: str) -> bool:
+        d = self.run_dir(run_id)
+        return (d / CONFIG).is_file() and (d / WEIGHTS).is_file()
+
+    def find(self, name: str) -> str:
+        """A run id from an exact id or a readable name (``vgg16-cpu-pat-s0``)."""
+        if self.exists(name):
+            return name
+        matches = [r for r in self.runs() if r.rsplit("-", 1)[0] == name and self.exists(r)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise ArtifactError(
+                f"run name {name!r} is ambiguous in {self.root}: {', '.join(matches)}; "
+                "pass the full run id"
+            )
+        known = ", ".join(self.runs()) or "none"
+        raise ArtifactMissing(f"no artifact {name!r} in {self.root} (runs there: {known})")
+
+    # -- writing ----------------------------------------------------------------------------
+    def save_run(
+        self,
+        config: Config,
+        model: torch.nn.Module,
+        metrics: Mapping[str, Any] | None = None,
+        history: list[Mapping[str, Any]] | None = None,
+        dataset_fingerprint: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Write weights, then config.json (which records their sha256) last."""
+        run_id = config.run_id
+        d = self.run_dir(run_id)
+        sha = self.save_weights(d / WEIGHTS, model.state_dict())
+        if metrics is not None:
+            atomic_write_json(d / "metrics.json", dict(metrics))
+        if history is not None:
+            atomic_write_json(d / "history.json", list(history))
+        record = {
+            "run_id": run_id,
+            "config": config.to_dict(),
+            "config_hash": config.hash,
+            "seed": config.seed,
+            "dataset_fingerprint": dataset_fingerprint,
+            "weights_sha256": sha,
+            **provenance(),
+            **(dict(extra) if extra else {}),
+        }
+        atomic_write_json(d / CONFIG, record)
+        return run_id
+
+    @staticmethod
+    def save_weights(path: Path, state: Mapping[str, torch.Tensor]) -> str:
+        tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+        blob = st_save(tensors)
+        atomic_write_bytes(path, blob)
+        return sha256_bytes(blob)
+
+    def write_json(self, run_id: str, name: str, obj: Any) -> Path:
+        path = self.run_dir(run_id) / name
+        atomic_write_json(path, obj)
+        return path
+
+    # -- reading ----------------------------------------------------------------------------
+    def read_json(self, run_id: str, name: str) -> Any:
+        path = self.run_dir(run_id) / name
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ArtifactMissing(f"{path} does not exist") from None
+        except json.JSONDecodeError as e:
+            raise ArtifactError(f"{path} is not valid JSON (truncated?): {e}") from e
+
+    def record(self, run_id: str) -> dict[str, Any]:
+        return self.read_json(self.find(run_id), CONFIG)
+
+    def load_config(self, run_id: str) -> Config:
+        return Config.from_dict(self.record(run_id)["config"])
+
+    def load_state(self, run_id: str) -> dict[str, torch.Tensor]:
+        run_id = self.find(run_id)
+        rec = self.record(run_id)
+        path = self.run_dir(run_id) / WEIGHTS
+        blob = path.read_bytes()
+        if sha256_bytes(blob) != rec.get("weights_sha256"):
+            raise ArtifactError(
+                f"{path}: sha256 mismatch with {self.run_dir(run_id) / CONFIG} "
+                f"(file is {len(blob)} bytes; truncated or modified?)"
+            )
+        try:
+            return st_load(blob)
+        except (SafetensorError, ValueError) as e:
+            raise ArtifactError(f"{path}: unreadable safetensors file: {e}") from e
+
+    def load_model(self, run_id: str, device: str | torch.device | None = None) -> torch.nn.Module:
+        """The stored model in eval mode, inputs in [0, 1], on ``device`` (default cpu).
+
+        Weights are ``channels_last``: convolutions then run in that layout whatever the
+        input's (measured on this CPU, 1 thread: forward 3,300 vs 2,400 img/s; attack
+        forward+backward 1,640 vs 1,120 img/s); outputs are unchanged up to float rounding.
+        Convolutions oneDNN computes wrongly in channels_last stay NCHW
+        (:func:`neurosens.core.runtime.to_memory_format`).
+        """
+        from neurosens.models import build_model
+
+        run_id = self.find(run_id)
+        config = self.load_config(run_id)
+        model = build_model(config)
+        model.load_state_dict(self.load_state(run_id), strict=True)
+        return to_memory_format(model, torch.channels_last, device or "cpu").eval()
+
+    def require(self, config: Config) -> str:
+        """The run id of ``config``'s artifact, or :class:`ArtifactMissing` with the command."""
+        if self.exists(config.run_id):
+            return config.run_id
+        raise ArtifactMissing(
+            f"artifact {config.run_id} is missing from {self.root} and training is not "
+            f"allowed here. Produce it with:\n  {train_command(config)}"
+        )

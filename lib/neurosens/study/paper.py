@@ -1,0 +1,33 @@
+"""The paper's reported numbers (``data/paper/reported.json``), labelled as the paper's.
+
+These values are data transcribed from Zhang, Liu et al. (IEEE TIP 2021) and are only ever
+shown *beside* ours, in columns named ``paper``.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+
+from neurosens.core.paths import paper_root
+
+__all__ = ["reported", "table"]
+
+
+@lru_cache(maxsize=1)
+def reported() -> dict[str, Any]:
+    return json.loads((paper_root() / "reported.json").read_text(encoding="utf-8"))
+
+
+def table(name: str) -> pd.DataFrame:
+    """A reported table (``table1_cifar10_vgg16``, ``table3_cifar10_vgg16``, …) as a frame."""
+    data = reported()
+    if name not in data or "columns" not in data[name]:
+        valid = [k for k, v in data.items() if isinstance(v, dict) and "columns" in v]
+        raise KeyError(f"unknown paper table {name!r}; valid: {', '.join(valid)}")
+    t = data[name]
+    rows = {k: v for k, v in t.items() if k != "columns"}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=t["columns"])
