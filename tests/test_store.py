@@ -131,3 +131,10 @@ def test_config_json_is_plain_json(artifacts):
     _, _, _, run_id = _saved(artifacts)
     rec = json.loads((artifacts / run_id / "config.json").read_text())
     assert rec["config"]["widths"] == [4] * 13
+
+
+def test_display_path_is_relative_inside_the_repository(tmp_path):
+    from neurosens.core.paths import display_path, project_root
+
+    assert display_path(project_root() / "data" / "artifacts") == "data/artifacts"
+    assert display_path(tmp_path) == str(tmp_path)  # outside the repository: as given

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neurosens.analyses import tables
+from neurosens.analyses import claims, stats, tables
 from neurosens.analyses.stats import wilson
 from neurosens.attacks import AttackError, make_spec
 from neurosens.core.config import resolve
@@ -106,13 +106,13 @@ def test_paired_per_rep_and_pooled_mcnemar():
     df = pd.DataFrame(
         [row("sns", s, "pgd", a) for s in (0, 1)] + [row("pat", s, "pgd", b) for s in (0, 1)]
     )
-    p = tables.paired(df, "sns", "pat", ["pgd"])
+    p = stats.paired(df, "sns", "pat", ["pgd"])
     per = p[p["rep"] != "pooled"]
     assert list(per["rep"]) == [0, 1]
     assert (per["only_a"] == 5).all() and (per["only_b"] == 0).all()
     assert per["p_value"].to_numpy() == pytest.approx([2 * 0.5**5] * 2)
     assert (per["outcome"] == "n.s.").all()  # 0.0625 ≥ 0.05
-    q = tables.pooled(p).loc["pgd"]
+    q = stats.pooled(p).loc["pgd"]
     assert (q["only_a"], q["only_b"]) == (10, 0)
     assert q["p_value"] == pytest.approx(2 * 0.5**10)  # pooled discordants: Binomial(10, ½)
     assert q["outcome"] == "better" and q["diff"] == pytest.approx(0.5)
@@ -121,30 +121,30 @@ def test_paired_per_rep_and_pooled_mcnemar():
 
 def test_paired_direction_and_missing():
     df = pd.DataFrame([row("a", 0, "x", flags(0, 20)), row("b", 0, "x", flags(20, 20))])
-    q = tables.pooled(tables.paired(df, "a", "b")).loc["x"]
+    q = stats.pooled(stats.paired(df, "a", "b")).loc["x"]
     assert q["outcome"] == "worse" and q["diff"] == pytest.approx(-1.0)
     with pytest.raises(KeyError):
-        tables.paired(df, "a", "zzz")
+        stats.paired(df, "a", "zzz")
     with pytest.raises(ValueError):
-        tables.paired(df, "a", "b", match="nearest")
+        stats.paired(df, "a", "b", match="nearest")
 
 
 def test_paired_match_all_pairs_every_draw():
     df = pd.DataFrame(
         [row("pat", 0, "x", flags(6, 10))] + [row("rand", d, "x", flags(4, 10)) for d in range(3)]
     )
-    by_value = tables.paired(df, "pat", "rand", ["x"])
+    by_value = stats.paired(df, "pat", "rand", ["x"])
     assert len(by_value) == 2  # only draw 0 shares rep 0 with PAT, plus the pooled row
-    p = tables.paired(df, "pat", "rand", ["x"], match="all")
+    p = stats.paired(df, "pat", "rand", ["x"], match="all")
     assert list(p["rep"]) == ["0/0", "0/1", "0/2", "pooled"]
-    q = tables.pooled(p).loc["x"]
+    q = stats.pooled(p).loc["x"]
     assert (q["only_a"], q["only_b"], q["n"]) == (6, 0, 30)
 
 
 def test_paired_diff_ci():
-    assert tables.paired_diff_ci(np.zeros(50)) == (0.0, 0.0)
+    assert stats.paired_diff_ci(np.zeros(50)) == (0.0, 0.0)
     d = np.array([1.0] * 50 + [-1.0] * 50)
-    lo, hi = tables.paired_diff_ci(d)
+    lo, hi = stats.paired_diff_ci(d)
     assert lo < 0 < hi and lo == pytest.approx(-hi, abs=0.03)
     assert hi == pytest.approx(1.96 * np.sqrt(1 / 100), abs=0.04)  # sd of mean(d) = 0.1
 
@@ -166,38 +166,38 @@ def pooled_frame(outcomes, diffs=None) -> pd.DataFrame:
 
 def test_verdict_beats_rules():
     win = pooled_frame(["better"] * 3)
-    assert tables.verdict_beats({"x": win, "y": win}).verdict == "holds"
+    assert claims.verdict_beats({"x": win, "y": win}).verdict == "holds"
     mixed = pooled_frame(["better", "better", "worse"])
-    assert tables.verdict_beats({"x": mixed}).verdict == "partly"
+    assert claims.verdict_beats({"x": mixed}).verdict == "partly"
     even = pooled_frame(["better", "worse", "n.s."])
-    assert tables.verdict_beats({"x": even}).verdict == "does not hold"
-    v = tables.verdict_beats({"SNS vs PAT": pooled_frame(["n.s."] * 2)})
+    assert claims.verdict_beats({"x": even}).verdict == "does not hold"
+    v = claims.verdict_beats({"SNS vs PAT": pooled_frame(["n.s."] * 2)})
     assert v.verdict == "does not hold"
     assert v.ours == "SNS vs PAT: better 0, worse 0, n.s. 2 of 2"
 
 
 def test_verdict_at_least_rules():
-    assert tables.verdict_at_least({"x": pooled_frame(["better", "n.s."])}).verdict == "holds"
+    assert claims.verdict_at_least({"x": pooled_frame(["better", "n.s."])}).verdict == "holds"
     no_win = pooled_frame(["n.s.", "n.s."])
-    assert tables.verdict_at_least({"x": no_win}).verdict == "partly"
+    assert claims.verdict_at_least({"x": no_win}).verdict == "partly"
     below = pooled_frame(["better", "n.s."], diffs=[0.1, -0.01])
-    assert tables.verdict_at_least({"x": below}).verdict == "partly"
+    assert claims.verdict_at_least({"x": below}).verdict == "partly"
     lost = pooled_frame(["worse", "n.s."])
-    assert tables.verdict_at_least({"x": lost}).verdict == "does not hold"
+    assert claims.verdict_at_least({"x": lost}).verdict == "does not hold"
 
 
 def test_verdict_equivalent():
     same = flags(60, 100)
     df = pd.DataFrame([row("dyn", 0, "x", same), row("sns", 0, "x", same)])
-    assert tables.verdict_equivalent(tables.paired(df, "dyn", "sns")).verdict == "holds"
+    assert claims.verdict_equivalent(stats.paired(df, "dyn", "sns")).verdict == "holds"
     far = pd.DataFrame([row("dyn", 0, "x", flags(20, 100)), row("sns", 0, "x", flags(60, 100))])
-    v = tables.verdict_equivalent(tables.paired(far, "dyn", "sns"), margin=0.02)
+    v = claims.verdict_equivalent(stats.paired(far, "dyn", "sns"), margin=0.02)
     assert v.verdict == "does not hold"
     # 2 discordant images out of 100 in opposite directions: interval wider than ±1 point
     a = np.array([True, False] + [True] * 98)
     b = np.array([False, True] + [True] * 98)
     near = pd.DataFrame([row("dyn", 0, "x", a), row("sns", 0, "x", b)])
-    assert tables.verdict_equivalent(tables.paired(near, "dyn", "sns"), 0.01).verdict == "partly"
+    assert claims.verdict_equivalent(stats.paired(near, "dyn", "sns"), 0.01).verdict == "partly"
 
 
 def sens_frame(a_vals, b_vals, layers) -> pd.DataFrame:
@@ -212,12 +212,12 @@ def sens_frame(a_vals, b_vals, layers) -> pd.DataFrame:
 
 def test_verdict_lower_sign_test():
     layers = [f"conv{i}" for i in range(8, 14)]
-    v, d = tables.verdict_lower(sens_frame([1] * 6, [2] * 6, layers), "sns", "pat", layers)
+    v, d = claims.verdict_lower(sens_frame([1] * 6, [2] * 6, layers), "sns", "pat", layers)
     assert v.verdict == "holds"  # 6 of 6 below: one-sided p = 0.5⁶ = 0.0156
     assert d["ratio"].tolist() == pytest.approx([0.5] * 6)
-    v, _ = tables.verdict_lower(sens_frame([1] * 3, [2] * 3, layers[:3]), "sns", "pat", layers[:3])
+    v, _ = claims.verdict_lower(sens_frame([1] * 3, [2] * 3, layers[:3]), "sns", "pat", layers[:3])
     assert v.verdict == "does not hold"  # p = 0.125
-    v, _ = tables.verdict_lower(sens_frame([3] * 6, [2] * 6, layers), "sns", "pat", layers)
+    v, _ = claims.verdict_lower(sens_frame([3] * 6, [2] * 6, layers), "sns", "pat", layers)
     assert v.verdict == "does not hold"
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from neurosens.analyses.common import (
     ANALYSIS_VERSION,
-    PAPER_NAMES,
     SIZES,
     Claim,
     class_names,
@@ -72,7 +71,6 @@ from neurosens.analyses.suppression_effects import (
 
 __all__ = [
     "ANALYSIS_VERSION",
-    "PAPER_NAMES",
     "SIZES",
     "Claim",
     "accuracy_table",

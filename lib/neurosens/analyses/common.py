@@ -61,13 +61,6 @@ class Claim:
         return {"ours": self.ours, "paper": self.paper, "verdict": self.verdict, "why": self.why}
 
 
-#: method → the paper's name for it (Table I and III row labels)
-PAPER_NAMES = {
-    "vanilla": "Vanilla", "pat": "PAT", "alp": "ALP", "sns": "SNS", "sns_all": "SNS_all",
-    "sns_rand": "SNS_rand", "sns_dyn": "SNS_dyn", "cas": "CAS", "anp": "ANP",
-}  # fmt: skip
-
-
 def class_names(config: Config) -> tuple[str, ...]:
     """The class names of the config's dataset (e.g. Fashion-MNIST's ten)."""
     return eval_images(config, 1).classes

@@ -6,6 +6,12 @@
 * :func:`mcnemar` — exact McNemar test on paired per-example correctness flags
   (McNemar 1947; exact binomial form on the discordant pairs).
 * :func:`null_quantile_test` — where an observed value falls in a permutation null.
+* :func:`paired` — exact McNemar tests of method A against method B on the same images of
+  a tidy frame (:mod:`neurosens.analyses.tables`), per rep and pooled over reps (the
+  discordant pairs of all reps summed: under H0 each rep's discordant split is
+  Binomial(d, ½), so the pooled one is Binomial(Σd, ½)), with a paired-bootstrap 95%
+  interval of the accuracy difference (:func:`paired_diff_ci`); :func:`pooled` reads the
+  pooled rows.
 """
 
 from __future__ import annotations
@@ -14,9 +20,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats as st
+from scipy.stats import binomtest
 
-__all__ = ["McNemar", "bootstrap_ci", "mcnemar", "mean_std", "null_quantile_test", "wilson"]
+__all__ = [
+    "ALPHA",
+    "McNemar",
+    "bootstrap_ci",
+    "mcnemar",
+    "mean_std",
+    "null_quantile_test",
+    "paired",
+    "paired_diff_ci",
+    "pooled",
+    "wilson",
+]
+
+#: significance level of every test behind a verdict
+ALPHA = 0.05
 
 
 def wilson(k: int, n: int, conf: float = 0.95) -> tuple[float, float]:
@@ -81,3 +103,107 @@ def null_quantile_test(observed: float, null: Sequence[float]) -> float:
     """One-sided permutation p-value: share of null draws ≥ observed (with +1 smoothing)."""
     a = np.asarray(null, dtype=float)
     return float((1 + (a >= observed).sum()) / (1 + a.size))
+
+
+def paired(
+    df: pd.DataFrame,
+    a: str,
+    b: str,
+    attacks: Sequence[str] | None = None,
+    alpha: float = ALPHA,
+    n_boot: int = 2000,
+    match: str = "value",
+) -> pd.DataFrame:
+    """Exact McNemar of method ``a`` against ``b`` per attack, per rep and pooled.
+
+    ``match="value"`` pairs rep s of A with rep s of B (same training seed: same attack
+    randomness); ``match="all"`` pairs every rep of A with every rep of B (e.g. the three
+    SNS_rand draws against PAT seed 0). The ``rep`` column is A's rep (``"a/b"`` for "all").
+
+    Returns one row per (attack, rep) and one per attack with ``rep = "pooled"``; columns
+    attack, rep, n, acc_a, acc_b, diff (= acc_a − acc_b), only_a (A right, B wrong),
+    only_b, p_value, diff_lo, diff_hi (paired-bootstrap 95% interval of the difference,
+    resampling images), outcome (``better``/``worse`` when p < alpha, else ``n.s.``).
+    """
+    da, db = df[df["method"] == a], df[df["method"] == b]
+    if da.empty or db.empty:
+        raise KeyError(f"paired() needs rows of both {a!r} and {b!r}; have {set(df['method'])}")
+    attacks = list(attacks or dict.fromkeys(da["attack"]))
+    rows = []
+    for att in attacks:
+        ra = da[da["attack"] == att]
+        rb = db[db["attack"] == att]
+        if ra.empty or rb.empty:
+            raise KeyError(f"attack {att!r} missing for {a if ra.empty else b!r}")
+        if match not in ("value", "all"):
+            raise ValueError(f"match must be 'value' or 'all', got {match!r}")
+        pairs = []
+        for rep_a, fa in zip(ra["rep"], ra["flags"], strict=True):
+            for rep_b, fb in zip(rb["rep"], rb["flags"], strict=True):
+                if match == "value" and int(rep_a) != int(rep_b):
+                    continue
+                k = min(len(fa), len(fb))
+                rep = int(rep_a) if match == "value" else f"{rep_a}/{rep_b}"
+                pairs.append((rep, np.asarray(fa[:k], bool), np.asarray(fb[:k], bool)))
+        if not pairs:
+            raise KeyError(f"no common reps of {a!r} and {b!r} for {att!r}")
+        diffs = []
+        for rep, fa, fb in pairs:
+            t = mcnemar(fa, fb)
+            d = fa.astype(float) - fb.astype(float)
+            diffs.append(d)
+            rows.append(_prow(att, rep, fa, fb, t.only_a, t.only_b, t.p_value, d, alpha, n_boot))
+        oa = sum(int((fa & ~fb).sum()) for _, fa, fb in pairs)
+        ob = sum(int((~fa & fb).sum()) for _, fa, fb in pairs)
+        p = 1.0 if oa + ob == 0 else float(binomtest(oa, oa + ob, 0.5).pvalue)
+        fa_all = np.concatenate([fa for _, fa, _ in pairs])
+        fb_all = np.concatenate([fb for _, _, fb in pairs])
+        rows.append(
+            _prow(att, "pooled", fa_all, fb_all, oa, ob, p, np.concatenate(diffs), alpha, n_boot)
+        )
+    return pd.DataFrame(rows)
+
+
+def paired_diff_ci(
+    d: np.ndarray, n_boot: int = 2000, conf: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of mean(d) for paired differences d ∈ {−1, 0, 1}.
+
+    Resampling n images with replacement only changes how many +1 and −1 are drawn, so
+    the resamples are drawn as multinomial counts: the same distribution as
+    :func:`neurosens.analyses.stats.bootstrap_ci` on ``d``, in O(n_boot) memory.
+    """
+    d = np.asarray(d, dtype=float)
+    n = len(d)
+    if n == 0:
+        return float("nan"), float("nan")
+    probs = [(d > 0).mean(), (d < 0).mean()]
+    probs.append(max(0.0, 1.0 - probs[0] - probs[1]))
+    counts = np.random.default_rng(seed).multinomial(n, probs, size=n_boot)  # (n_boot, 3)
+    boots = (counts[:, 0] - counts[:, 1]) / n
+    lo, hi = np.quantile(boots, [(1 - conf) / 2, 1 - (1 - conf) / 2])
+    return float(lo), float(hi)
+
+
+def _prow(att, rep, fa, fb, oa, ob, p, d, alpha, n_boot) -> dict:
+    diff = float(d.mean()) if len(d) else float("nan")
+    lo, hi = paired_diff_ci(d, n_boot=n_boot)
+    return {
+        "attack": att,
+        "rep": rep,
+        "n": len(fa),
+        "acc_a": float(fa.mean()),
+        "acc_b": float(fb.mean()),
+        "diff": diff,
+        "only_a": int(oa),
+        "only_b": int(ob),
+        "p_value": float(p),
+        "diff_lo": lo,
+        "diff_hi": hi,
+        "outcome": ("better" if diff > 0 else "worse") if p < alpha else "n.s.",
+    }
+
+
+def pooled(p: pd.DataFrame) -> pd.DataFrame:
+    """The pooled rows of :func:`paired`, indexed by attack."""
+    return p[p["rep"] == "pooled"].set_index("attack")

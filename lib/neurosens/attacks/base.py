@@ -64,6 +64,12 @@ def project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
 # -- helpers shared by the evaluation attacks ---------------------------------------------------
 
 
+def ce_sum(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy: the ascent loss of FGSM/PGD (Goodfellow et al. 2015; Madry
+    et al. 2018), summed so that each example's gradient does not shrink with the batch."""
+    return F.cross_entropy(logits, y, reduction="sum")
+
+
 def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """C&W margin ``Z_y − max_{j≠y} Z_j`` per example, (B, K) → (B,).
 

@@ -21,18 +21,13 @@ import math
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from neurosens.attacks.base import check_inputs, eval_mode, flat_norm, project
+from neurosens.attacks.base import ce_sum, check_inputs, eval_mode, flat_norm, project
 
 __all__ = ["fgsm", "pgd"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def _ce_sum(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits, y, reduction="sum")
 
 
 def pgd(
@@ -72,7 +67,7 @@ def pgd(
     if steps < 1:
         raise ValueError(f"steps must be ≥ 1, got {steps}")
     alpha = eps / math.sqrt(steps) if alpha is None else alpha
-    loss_fn = loss_fn or _ce_sum
+    loss_fn = loss_fn or ce_sum
     x0 = x.detach()
     if start is not None:
         if start.shape != x0.shape:

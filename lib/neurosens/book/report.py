@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from neurosens.analyses import tables
+from neurosens.analyses import stats
 from neurosens.analyses.common import Claim
 from neurosens.book.scorecard import verdict_record
 
@@ -91,9 +91,9 @@ def glue_summary(
 
 
 def glue_paired(p: pd.DataFrame, name: str) -> None:
-    """Glue the pooled rows of :func:`neurosens.analyses.tables.paired`:
+    """Glue the pooled rows of :func:`neurosens.analyses.stats.paired`:
     ``p_{name}_{attack}`` (p-value, 3 decimals) and ``d_{name}_{attack}`` (accuracy
     difference A − B, percentage points)."""
-    for att, r in tables.pooled(p).iterrows():
+    for att, r in stats.pooled(p).iterrows():
         glue(f"p_{name}_{att}", round(float(r["p_value"]), 3), fmt="{:.3f}")
         glue(f"d_{name}_{att}", round(100 * float(r["diff"]), 1), fmt="{:.1f}")

@@ -37,3 +37,13 @@ def artifacts_root() -> Path:
 def paper_root() -> Path:
     """Committed data files holding the paper's reported numbers (labelled as the paper's)."""
     return project_root() / "data" / "paper"
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the repository root where it lies inside it (what pages and
+    logs print: no machine's absolute path reaches the book), else as given."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(project_root()))
+    except ValueError:
+        return str(path)

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from neurosens.core.runtime import Runtime, fp32
@@ -40,7 +39,7 @@ from neurosens.core.runtime import Runtime, fp32
 if TYPE_CHECKING:
     from neurosens.core.config import Config
 
-__all__ = ["Context", "Method", "ce_sum", "training_pgd"]
+__all__ = ["Context", "Method", "training_pgd"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -76,10 +75,6 @@ class Context:
     runtime: Runtime = field(default_factory=Runtime)
     global_batch: int | None = None
     shard: slice | None = None
-
-
-def ce_sum(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits, y, reduction="sum")
 
 
 def training_pgd(

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from neurosens.core.seeding import mix_seeds
 from neurosens.defences.base import Context, Method
 from neurosens.defences.pat import pat_forward
 
@@ -214,7 +215,7 @@ class SNSRand(SNS):
         from neurosens.measures.sensitivity import top_k
 
         c = self.config
-        g = torch.Generator().manual_seed(_mix(c.seed, c.sns_rand_draw, 7))
+        g = torch.Generator().manual_seed(mix_seeds(c.seed, c.sns_rand_draw, 7))
         out = {}
         for layer, n in channel_counts(model, c).items():  # top-k of random scores: same k
             out[layer] = top_k(torch.rand(n, generator=g), float(c.sns_fraction))
@@ -231,18 +232,10 @@ class SNSDyn(SNS):
         if ctx.epoch >= ctx.epochs - 1:  # nothing trains after the last epoch
             return
         c = self.config
-        images = self._images(c.sns_dyn_n, _mix(c.seed, ctx.epoch, 11))
+        images = self._images(c.sns_dyn_n, mix_seeds(c.seed, ctx.epoch, 11))
         self.neurons = select_sensitive(model, images, c, c.sns_fraction, progress=False)
         self.history.append({"epoch": ctx.epoch, "neurons": _listify(self.neurons)})
         self.write(ctx)
-
-
-def _mix(*ints: int) -> int:
-    """A seed derived from several integers (stable across runs and machines)."""
-    h = 0
-    for i in ints:
-        h = (h * 1_000_003 + int(i)) % (2**63 - 1)
-    return h
 
 
 def _listify(neurons: dict[str, torch.Tensor]) -> dict[str, list[int]]:

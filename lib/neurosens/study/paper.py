@@ -14,7 +14,14 @@ import pandas as pd
 
 from neurosens.core.paths import paper_root
 
-__all__ = ["reported", "table"]
+__all__ = ["PAPER_NAMES", "reported", "table"]
+
+#: Our method names → the paper's names for them (row labels of its Tables I and III and
+#: of ``data/paper/reported.json``).
+PAPER_NAMES = {
+    "vanilla": "Vanilla", "pat": "PAT", "alp": "ALP", "sns": "SNS", "sns_all": "SNS_all",
+    "sns_rand": "SNS_rand", "sns_dyn": "SNS_dyn", "cas": "CAS", "anp": "ANP",
+}  # fmt: skip
 
 
 @lru_cache(maxsize=1)

@@ -44,6 +44,8 @@ from torch import nn
 
 from neurosens.core.config import Config
 from neurosens.core.distributed import Dist
+from neurosens.core.paths import display_path
+from neurosens.core.seeding import epoch_generator, mix_seeds, seed_everything
 from neurosens.defences import Context, Method, get_method
 from neurosens.store.artifacts import (
     ArtifactError,
@@ -61,7 +63,6 @@ __all__ = [
     "get_model",
     "lr_at",
     "prepare_run",
-    "seed_everything",
     "train",
     "validate",
     "validation_set",
@@ -92,31 +93,6 @@ EpochCallback = Callable[[int, dict[str, Any]], None]
 
 
 # -- seeds, schedules, data -------------------------------------------------------------------
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python ``random``, numpy and torch (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002 - the global RNG other libraries draw from
-    torch.manual_seed(seed)
-
-
-def _mix(*ints: int) -> int:
-    h = 0
-    for i in ints:
-        h = (h * 1_000_003 + int(i)) % (2**63 - 1)
-    return h
-
-
-def epoch_generator(
-    seed: int, epoch: int, stream: int, device: torch.device | str = "cpu"
-) -> torch.Generator:
-    """RNG of one stream (0 = data order/augmentation, 1 = attack starts) in one epoch.
-
-    The attack stream lives on the training device (CUDA draws the random starts on the
-    GPU); on the CPU both are CPU generators, as they always were.
-    """
-    return torch.Generator(device=device).manual_seed(_mix(seed, epoch, stream))
 
 
 def lr_at(config: Config, base: float, progress: float) -> float:
@@ -331,7 +307,7 @@ def train(
     opt = _optimizer(config, params, base_lr)
     history: list[dict[str, Any]] = []
     start_epoch = 0
-    seed_everything(_mix(config.seed, 1))
+    seed_everything(mix_seeds(config.seed, 1))
     if ckpt is not None:
         model.load_state_dict(ckpt["model"], strict=True)
         opt.load_state_dict(ckpt["optimizer"])
@@ -519,5 +495,5 @@ def get_model(
             memory_format=memory_format,
         )
     elif progress:
-        print(f"loaded {config.run_id} from {store.root}")
+        print(f"loaded {config.run_id} from {display_path(store.root)}")
     return store.load_model(config.run_id, device=device)
