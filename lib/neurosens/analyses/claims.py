@@ -16,7 +16,8 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from neurosens.analyses.stats import ALPHA, mean_std, pooled
-from neurosens.analyses.tables import display_name, layer_means
+from neurosens.analyses.tables import display_name
+from neurosens.analyses.zoo_profiles import layer_means
 
 __all__ = ["Verdict", "verdict_at_least", "verdict_beats", "verdict_equivalent", "verdict_lower"]
 

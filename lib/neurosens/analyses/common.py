@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from neurosens.attacks import pgd
+from neurosens.data.images import test_set
 from neurosens.measures.sensitivity import top_k
 
 if TYPE_CHECKING:
@@ -94,7 +96,6 @@ def share_verdict(k: int, total: int) -> str:
 
 
 def eval_images(config: Config, n: int) -> Any:
-    from neurosens.data.images import test_set
 
     return test_set(config, n)
 
@@ -104,7 +105,6 @@ def to_tensors(d: Mapping[str, Sequence[float]]) -> dict[str, torch.Tensor]:
 
 
 def pgd_attack(cfg: Config, eps: float) -> Any:
-    from neurosens.attacks import pgd
 
     def attack(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return pgd(m, x, y, eps, steps=cfg.pgd_steps, norm="linf")

@@ -14,9 +14,17 @@ from torch import nn
 
 from neurosens.analyses.common import ANALYSIS_VERSION, Claim, eval_images, share_verdict
 from neurosens.attacks.base import eval_mode
-from neurosens.measures.sensitivity import SensitivityAccumulator, model_device
+from neurosens.attacks.registry import AttackSpec, make_spec
+from neurosens.core.profiles import paper_eps
+from neurosens.evaluation.harness import evaluate
+from neurosens.measures.sensitivity import (
+    SensitivityAccumulator,
+    model_device,
+    sensitivity_under_attack,
+)
 from neurosens.models.probe import capture
 from neurosens.store.cache import cached
+from neurosens.study.paper import table
 
 if TYPE_CHECKING:
     from neurosens.study.session import Session
@@ -92,8 +100,6 @@ def sensitivity_profile(
 
     Returns ``{layer: [σ per neuron]}``.
     """
-    from neurosens.attacks.registry import make_spec
-    from neurosens.measures.sensitivity import sensitivity_under_attack
 
     cfg = ctx.config_for(method, seed)
     spec = make_spec(attack, cfg)
@@ -209,9 +215,6 @@ def accuracy_table(
     they would re-run a 20-step PGD on every execution). Returns tidy rows: method, seed, setting,
     accuracy (%), n.
     """
-    from neurosens.attacks.registry import AttackSpec, make_spec
-    from neurosens.core.profiles import paper_eps
-    from neurosens.evaluation.harness import evaluate
 
     rows = []
     for method in methods:
@@ -247,7 +250,6 @@ def accuracy_table(
 def table1_summary(df: pd.DataFrame, labels: Mapping[str, str]) -> pd.DataFrame:
     """Table I beside the paper's: one row per setting, per model "ours (mean ± std)" and
     "paper" columns. ``labels`` maps method → the paper's row name (vanilla → Vanilla)."""
-    from neurosens.study.paper import table
 
     paper = table("table1_cifar10_vgg16")
     out = pd.DataFrame(index=list(paper.columns))

@@ -18,7 +18,9 @@ from neurosens.analyses.common import (
     share_verdict,
     to_tensors,
 )
+from neurosens.measures.targets import TargetResult, depth_table, importance_table, per_target
 from neurosens.store.cache import cached
+from neurosens.study.paper import reported
 
 if TYPE_CHECKING:
     from neurosens.study.session import Session
@@ -48,7 +50,6 @@ def target_results(
     least one targeted attack succeeded (a target without success is stored in the cache
     with ``n_success = 0`` and left out here).
     """
-    from neurosens.measures.targets import TargetResult, per_target
 
     cfg = ctx.config_for(method, seed)
     model = ctx.model(method, seed=seed)
@@ -96,7 +97,6 @@ def target_results(
 
 def importance_rows(results: Sequence[Any], *, n_perm: int, seed: int = 0) -> pd.DataFrame:
     """Section IV-B table (:func:`neurosens.measures.targets.importance_table`) as a DataFrame."""
-    from neurosens.measures.targets import importance_table
 
     return pd.DataFrame(importance_table(results, n_perm=n_perm, seed=seed))
 
@@ -108,7 +108,6 @@ def c1_c2_verdicts(df: pd.DataFrame, n_classes: int) -> tuple[Claim, Claim]:
     permutation null (one-sided p < 0.025). Classes whose targeted attack never succeeded
     count as not tested (verdict over the ``n_classes`` classes).
     """
-    from neurosens.study.paper import reported
 
     p = reported()["section4b_cifar10_vgg16"]
     n_tested = len(df)
@@ -153,7 +152,6 @@ def depth_rows(
     results: Sequence[Any], layers: Sequence[str], *, k: float = 0.1, n_perm: int, seed: int = 0
 ) -> pd.DataFrame:
     """Fig. 8 per layer (:func:`neurosens.measures.targets.depth_table`) with a depth column."""
-    from neurosens.measures.targets import depth_table
 
     df = pd.DataFrame(depth_table(results, layers, k, n_perm=n_perm, seed=seed))
     df.insert(1, "depth", range(1, len(df) + 1))

@@ -18,8 +18,11 @@ from neurosens.analyses.common import (
     share_verdict,
 )
 from neurosens.analyses.layer_profiles import pair_statistics
+from neurosens.attacks.noise import gaussian_noise
+from neurosens.core.profiles import paper_eps
 from neurosens.measures.sensitivity import top_k
 from neurosens.store.cache import cached
+from neurosens.study.paper import reported
 
 if TYPE_CHECKING:
     from neurosens.study.session import Session
@@ -45,7 +48,6 @@ def ratio_sweep(
     ratio_all (mean σ_Ratio over the layer's neurons, NaN-aware), ratio_sensitive (mean
     over the top-``fraction`` neurons by σ of Eq. 1 on the same pairs), sigma_mean.
     """
-    from neurosens.core.profiles import paper_eps
 
     cfg = ctx.config_for(method, seed)
     model = ctx.model(method, seed=seed)
@@ -56,7 +58,6 @@ def ratio_sweep(
     )  # fmt: skip
 
     def compute() -> list[dict[str, Any]]:
-        from neurosens.attacks.noise import gaussian_noise
 
         images = eval_images(cfg, n)
         settings = [("pgd", e, pgd_attack(cfg, paper_eps(e, "linf", cfg.profile)))
@@ -112,7 +113,6 @@ def ratio_summary(df: pd.DataFrame, value: str = "ratio_sensitive") -> pd.DataFr
     ``df``: tidy ratio rows with a ``model`` column (labels as in the paper, Vanilla/PAT),
     attack "pgd"; ours is the mean over seeds.
     """
-    from neurosens.study.paper import reported
 
     t2 = reported()["table2_sensitivity_ratio_cifar10_vgg16"]
     eps = t2["eps"]

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 
 from neurosens.analyses.common import ANALYSIS_VERSION, Claim, eval_images, pgd_attack
+from neurosens.analyses.stats import null_quantile_test
+from neurosens.measures.roi import iou_by_group, region_of_interest
 from neurosens.store.cache import cached
 
 if TYPE_CHECKING:
@@ -30,7 +32,6 @@ def roi_figure_data(
 ) -> Any:
     """Figs. 4–5: :func:`neurosens.measures.roi.region_of_interest` of ``neurons`` (untargeted ℓ∞
     PGD twins at ``eps``) on the vanilla model; not cached (a few seconds)."""
-    from neurosens.measures.roi import region_of_interest
 
     cfg = ctx.config_for("vanilla", seed)
     model = ctx.model("vanilla", seed=seed)
@@ -53,7 +54,6 @@ def iou_groups(
 
     Returns rows: group, neuron, iou.
     """
-    from neurosens.measures.roi import iou_by_group
 
     cfg = ctx.config_for("vanilla", seed)
     model = ctx.model("vanilla", seed=seed)
@@ -85,7 +85,6 @@ def c3_verdict(
     bootstrap 95% interval of that difference (neurons resampled within
     groups). holds: p < alpha and the interval above 0; partly: one of the two; else
     does not hold (a positive but insignificant difference is no evidence)."""
-    from neurosens.analyses.stats import null_quantile_test
 
     d = df.dropna(subset=["iou"])
     a = d[d["group"] == sensitive]["iou"].to_numpy(float)

@@ -15,7 +15,15 @@ from neurosens.analyses.common import ANALYSIS_VERSION, Claim, eval_images
 from neurosens.analyses.layer_profiles import sensitivity_profile
 from neurosens.attacks.base import eval_mode
 from neurosens.measures.sensitivity import model_device, top_k
+from neurosens.measures.suppression import (
+    Suppressed,
+    activation_layer,
+    layer_widths,
+    paper_attacks,
+    random_nonsensitive,
+)
 from neurosens.store.cache import cached
+from neurosens.study.paper import reported
 
 if TYPE_CHECKING:
     from neurosens.study.session import Session
@@ -70,13 +78,6 @@ def suppression_flags(
 
     Returns rows: group ("sensitive" or "random"), draw, beta, attack, accuracy, flags (hex).
     """
-    from neurosens.measures.suppression import (
-        Suppressed,
-        activation_layer,
-        layer_widths,
-        paper_attacks,
-        random_nonsensitive,
-    )
 
     cfg = ctx.config_for("vanilla", seed)
     sens = sensitivity_profile(ctx, "vanilla", seed, layers, n=n_select, attack="pgd_linf_analysis")
@@ -170,7 +171,6 @@ def c5_verdict(df: pd.DataFrame, n: int, attack: str = "clean") -> tuple[dict[st
     cb = _collapse_beta(acc["random"].to_dict())
     a_first = not math.isnan(ca) and (math.isnan(cb) or ca > cb)
     verdict = "holds" if (lo > 0 and a_first) else ("partly" if lo > 0 else "does not hold")
-    from neurosens.study.paper import reported
 
     pb = reported()["section4d_suppression"]["sensitive_collapse_beta"]
 

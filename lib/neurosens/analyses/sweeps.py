@@ -10,6 +10,13 @@ import numpy as np
 import pandas as pd
 
 from neurosens.analyses.tables import Key, tidy_row
+from neurosens.attacks.pgd import pgd
+from neurosens.data.images import test_set
+from neurosens.defences.cas import cas_attack_loss
+from neurosens.evaluation.harness import pgd_sweep
+from neurosens.store.artifacts import ArtifactStore
+from neurosens.store.cache import cached
+from neurosens.train import get_model
 
 if TYPE_CHECKING:
     from neurosens.core.config import Config
@@ -21,7 +28,6 @@ __all__ = ["adaptive_cas", "stored_flags", "sweep_frame"]
 def stored_flags(run_id: str, key: str, seed: int | None = None) -> np.ndarray:
     """Per-example flags stored by :func:`neurosens.evaluation.harness.evaluate` for a setting key
     (``seed`` for random attacks)."""
-    from neurosens.store.artifacts import ArtifactStore
 
     name = f"eval/{key}.json" if seed is None else f"eval/{key}-s{seed}.json"
     rec = ArtifactStore().read_json(run_id, name)
@@ -39,8 +45,6 @@ def sweep_frame(
     with flags: columns of :func:`tidy` plus sweep, k, eps_paper; ``attack`` is the
     setting label (``pgd_linf k=3``, ``pgd_linf ε=4/255``). The point k = 10, ε = 8 is in
     both sweeps (one stored setting, two rows)."""
-    from neurosens.evaluation.harness import pgd_sweep
-    from neurosens.train import get_model
 
     rows = []
     for (method, rep), cfg in configs.items():
@@ -78,12 +82,6 @@ def adaptive_cas(
     (attack ``pgd_linf_adaptive``).
     """
     import torch
-
-    from neurosens.attacks.pgd import pgd
-    from neurosens.data.images import test_set
-    from neurosens.defences.cas import cas_attack_loss
-    from neurosens.store.cache import cached
-    from neurosens.train import get_model
 
     if cfg.method != "cas":
         raise ValueError(f"adaptive_cas needs a CAS run, got method {cfg.method!r}")

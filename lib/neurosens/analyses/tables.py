@@ -36,7 +36,13 @@ import numpy as np
 import pandas as pd
 
 from neurosens.analyses.stats import mean_std, wilson
-from neurosens.study.paper import PAPER_NAMES
+from neurosens.attacks.base import AttackError
+from neurosens.attacks.registry import attack_suite
+from neurosens.core.errors import ConfigError
+from neurosens.evaluation.harness import evaluate
+from neurosens.study.paper import PAPER_NAMES, table
+from neurosens.study.zoo import group
+from neurosens.train import get_model
 
 if TYPE_CHECKING:
     from neurosens.core.config import Config
@@ -124,7 +130,6 @@ def _literal(name: str, value: Any, error: type[Exception]) -> Any:
 
 def check_subset(name: str, values: Iterable[Any] | None, valid: Sequence[Any]) -> list[Any]:
     """``values`` (None → all of ``valid``) checked to be a non-empty subset of ``valid``."""
-    from neurosens.core.errors import ConfigError
 
     values = _literal(name, values, ConfigError)
     if values is None:
@@ -140,7 +145,6 @@ def check_subset(name: str, values: Iterable[Any] | None, valid: Sequence[Any]) 
 
 def require(name: str, given: Iterable[str], needed: Iterable[str]) -> None:
     """Fail early when a notebook parameter lacks entries its claims need."""
-    from neurosens.core.errors import ConfigError
 
     missing = [n for n in needed if n not in list(given)]
     if missing:
@@ -154,7 +158,6 @@ def zoo_configs(ctx: Session, name: str) -> dict[Key, Config]:
     ``lambda{λ:g}``; ``budget`` → ``sns_short`` (the study's fine-tuning budget) and
     ``sns_long`` (PAT's); ``zoo`` and ``table3`` → the method. Runs use the study's training
     settings; the session's overrides apply to evaluation."""
-    from neurosens.study.zoo import group
 
     out: dict[Key, Config] = {}
     for i, cfg in enumerate(group(name, ctx.config.profile, ctx.seeds)):
@@ -175,8 +178,6 @@ def zoo_configs(ctx: Session, name: str) -> dict[Key, Config]:
 def check_attacks(config: Config, attacks: Iterable[str]) -> list[str]:
     """Registry names checked before any compute (unknown name → AttackError naming the valid
     ones); returns them as a list, duplicates removed, ``clean`` first."""
-    from neurosens.attacks.base import AttackError
-    from neurosens.attacks.registry import attack_suite
 
     attacks = _literal("attacks", attacks, AttackError)
     if isinstance(attacks, str):  # "fgsm,pgd_linf"
@@ -209,8 +210,6 @@ def evaluate_configs(
     evaluated on the same images with the same attack randomness (paired tests).
     Flags are stored in each run folder; a re-execution reads them back.
     """
-    from neurosens.evaluation.harness import evaluate
-    from neurosens.train import get_model
 
     out: dict[Key, EvalResult] = {}
     for key, cfg in configs.items():
@@ -281,7 +280,6 @@ def summarize(df: pd.DataFrame, paper: str | None = PAPER_TABLE) -> pd.DataFrame
     paper (fractions; NaN where the paper has no value). The Wilson interval is that of the
     mean accuracy at N images (test-set sampling); ``std`` is the spread over reps.
     """
-    from neurosens.study.paper import table
 
     ptab = table(paper) if paper else None
     rows = []
@@ -375,7 +373,6 @@ def paper_comparison(
     a: str, bs: Sequence[str], columns: Sequence[str], paper: str = PAPER_TABLE, worse=False
 ) -> str:
     """How often the paper's row ``a`` is above (``worse``: below) each row of ``bs``."""
-    from neurosens.study.paper import table
 
     t = table(paper)
     ra = PAPER_NAMES[a]
@@ -392,7 +389,6 @@ def paper_comparison(
 
 def paper_gap(a: str, b: str, columns: Sequence[str], paper: str = PAPER_TABLE) -> float:
     """Largest |paper(a) − paper(b)| over ``columns`` (percentage points)."""
-    from neurosens.study.paper import table
 
     t = table(paper)
     cols = [c for c in columns if c in t.columns]

@@ -10,6 +10,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from neurosens.analyses.tables import Key
+from neurosens.attacks.registry import make_spec
+from neurosens.data.images import test_set
+from neurosens.measures.sensitivity import sensitivity_under_attack
+from neurosens.store.artifacts import ArtifactStore
+from neurosens.store.cache import cached
+from neurosens.study.zoo import select_lambda
+from neurosens.train import get_model
 
 if TYPE_CHECKING:
     from torch import nn
@@ -38,11 +45,6 @@ def sensitivity_profile(
     of run ``cfg`` on pairs (x, attack(x)) of the first ``n`` test images (default
     ``n_eval_cw``), the attack being the registry setting ``attack`` of the session's
     config, run against this model (white-box). Cached in the run folder."""
-    from neurosens.attacks.registry import make_spec
-    from neurosens.data.images import test_set
-    from neurosens.measures.sensitivity import sensitivity_under_attack
-    from neurosens.store.cache import cached
-    from neurosens.train import get_model
 
     c = ctx.config
     n = n or c.n_eval_cw
@@ -103,7 +105,6 @@ def layer_means(frame: pd.DataFrame) -> pd.DataFrame:
 def histories(configs: Mapping[Key, Config]) -> pd.DataFrame:
     """Training curves from each run's ``history.json``: method, rep, epoch, metric, value
     (metrics train_loss, val_clean_acc, val_pgd_acc)."""
-    from neurosens.store.artifacts import ArtifactStore
 
     store = ArtifactStore()
     rows = []
@@ -123,8 +124,6 @@ def lambda_selection(configs: Mapping[Key, Config]) -> tuple[pd.DataFrame, float
     :func:`neurosens.study.zoo.select_lambda` picks from them (mean of validation clean and
     PGD-10 accuracy, λ > 0; the validation subset is the last ``n_val`` test images, disjoint
     from the evaluation images)."""
-    from neurosens.store.artifacts import ArtifactStore
-    from neurosens.study.zoo import select_lambda
 
     store = ArtifactStore()
     rows = []

@@ -45,7 +45,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from neurosens.attacks.autoattack import autoattack, square
 from neurosens.attacks.base import NORMS, AttackError
+from neurosens.attacks.cw import cw_l2
+from neurosens.attacks.nattack import nattack
+from neurosens.attacks.noise import gaussian_noise, severity_sigma
+from neurosens.attacks.pgd import fgsm, pgd
+from neurosens.attacks.spsa import spsa
 
 if TYPE_CHECKING:
     from neurosens.core.config import Config
@@ -148,49 +154,41 @@ def _clean(model, x, y, p, g, seed):
 
 
 def _pgd(model, x, y, p, g, seed):
-    from neurosens.attacks.pgd import pgd
 
     return pgd(model, x, y, generator=g, **p)
 
 
 def _fgsm(model, x, y, p, g, seed):
-    from neurosens.attacks.pgd import fgsm
 
     return fgsm(model, x, y, **p)
 
 
 def _cw(model, x, y, p, g, seed):
-    from neurosens.attacks.cw import cw_l2
 
     return cw_l2(model, x, y, **p)
 
 
 def _spsa(model, x, y, p, g, seed):
-    from neurosens.attacks.spsa import spsa
 
     return spsa(model, x, y, generator=g, **p)
 
 
 def _nattack(model, x, y, p, g, seed):
-    from neurosens.attacks.nattack import nattack
 
     return nattack(model, x, y, generator=g, **p)
 
 
 def _noise(model, x, y, p, g, seed):
-    from neurosens.attacks.noise import gaussian_noise
 
     return gaussian_noise(x, generator=g, **p)
 
 
 def _square(model, x, y, p, g, seed):
-    from neurosens.attacks.autoattack import square
 
     return square(model, x, y, seed=seed, **p)
 
 
 def _autoattack(model, x, y, p, g, seed):
-    from neurosens.attacks.autoattack import autoattack
 
     return autoattack(model, x, y, seed=seed, **p)
 
@@ -277,8 +275,6 @@ def make_spec(name: str, config: Config) -> AttackSpec:
             params = {**params, "version": "custom", "attacks": list(c.aa_attacks)}
         return AttackSpec(name, "ensemble", norm, eps, params, c.n_eval_aa)
     if name in {f"gauss{s}" for s in range(1, 6)}:
-        from neurosens.attacks.noise import severity_sigma
-
         sigma = severity_sigma(c.noise_sigmas, int(name[-1]))
         return AttackSpec(name, "noise", None, None, {"sigma": sigma}, c.n_eval)
     raise AttackError(_unknown(name))

@@ -17,9 +17,11 @@ from typing import Any
 
 import torch
 
+from neurosens.book.plots import theme
 from neurosens.core.config import METHODS, resolve
 from neurosens.core.errors import ConfigError
 from neurosens.core.profiles import PROFILES
+from neurosens.models import build_model
 from neurosens.study.session import Session
 
 __all__ = ["setup"]
@@ -73,14 +75,11 @@ def setup(
         _fail(f"n_examples must be an integer ≥ 1, got {n_examples!r}")
     layers = tuple(layers)
     if layers:
-        from neurosens.models import build_model
-
         valid = build_model(config.replace(method="vanilla")).layer_names
         for name in layers:
             if name not in valid:
                 _fail(f"unknown layer {name!r}: valid layers are {', '.join(valid)}")
     torch.manual_seed(config.seed)
-    from neurosens.book.plots import theme
 
     theme()
     print(

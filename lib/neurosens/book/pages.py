@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from neurosens.book.scorecard import write_intro_summary, write_scorecard_page
 from neurosens.core.paths import project_root
+from neurosens.study.budget import write_budget_section
 from neurosens.study.settings import settings_table
 
 __all__ = ["execute", "notebook_sources", "write_pages", "write_settings_page"]
@@ -86,10 +88,8 @@ def write_settings_page(path: Path | None = None) -> Path:
 
 def write_pages() -> None:
     write_settings_page()
-    from neurosens.book.scorecard import write_intro_summary, write_scorecard_page
 
     write_scorecard_page()
     write_intro_summary()
-    from neurosens.study.budget import write_budget_section
 
     write_budget_section()

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from neurosens.measures.roi import overlay
+
 __all__ = [
     "class_bars",
     "group_strip",
@@ -225,7 +227,6 @@ def roi_grid(result: object, kinds: Sequence[str], title: str = "") -> plt.Figur
 
     ``kinds``: one label per neuron (e.g. "sensitive", "vanilla"), shown in the row label.
     """
-    from neurosens.measures.roi import overlay
 
     rows, labels = [], []
     for i, neuron in enumerate(result.neurons.tolist()):  # type: ignore[attr-defined]
@@ -264,7 +265,7 @@ def pgd_sweeps(
     (0–255 paper scale) at k = ``steps_fixed`` (right); mean ± sd over reps per ``hue``.
 
     ``df`` has columns sweep (``"k"``/``"eps"``), k, eps_paper, accuracy (fraction) and
-    ``hue`` (e.g. :func:`neurosens.analyses.tables.sweep_frame`). ``paper`` maps a hue value to the
+    ``hue`` (e.g. :func:`neurosens.analyses.sweeps.sweep_frame`). ``paper`` maps a hue value to the
     paper's accuracy (%) at (k = steps_fixed, ε = eps_fixed), drawn as a diamond.
     """
     hue_labels = hue_labels or {}

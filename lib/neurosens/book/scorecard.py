@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from neurosens.core.files import replace_block
 from neurosens.core.paths import project_root
 
 __all__ = [
@@ -164,7 +165,6 @@ def summary_text(found: dict[str, dict[str, Any]]) -> str:
 
 def write_intro_summary(path: Path | None = None) -> Path:
     """Replace the block between the summary markers of ``book/intro.md``."""
-    from neurosens.core.files import replace_block
 
     path = path or project_root() / "book" / "intro.md"
     return replace_block(path, START, END, summary_text(collect_claims(path.parent)))

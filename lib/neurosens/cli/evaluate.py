@@ -15,6 +15,13 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from neurosens.attacks.base import AttackError
+from neurosens.cli.train import maybe_relaunch
+from neurosens.core.distributed import init_from_env, shutdown
+from neurosens.core.runtime import select_device
+from neurosens.evaluation.harness import GradientMaskingWarning, evaluate
+from neurosens.store.artifacts import ArtifactError, ArtifactStore
+
 if TYPE_CHECKING:
     from neurosens.core.distributed import Dist
 
@@ -49,8 +56,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurosens.cli.train import maybe_relaunch
-    from neurosens.core.distributed import init_from_env, shutdown
 
     code = maybe_relaunch(args, "neurosens")
     if code is not None:
@@ -64,10 +69,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, d: Dist) -> int:
-    from neurosens.attacks.base import AttackError
-    from neurosens.core.runtime import select_device
-    from neurosens.evaluation.harness import GradientMaskingWarning, evaluate
-    from neurosens.store.artifacts import ArtifactError, ArtifactStore
 
     store = ArtifactStore()
     try:

@@ -13,13 +13,22 @@ import sys
 
 from neurosens.cli import book, evaluate, train
 from neurosens.cli.common import Command
+from neurosens.core.cpu import aten_capability, cpu_model, onednn_isa, vector_extensions
+from neurosens.core.paths import artifacts_root, data_root, project_root
+from neurosens.data.imagenet200 import build
+from neurosens.data.images import (
+    DEBIAN_FASHION_MNIST,
+    FMNIST_FILES,
+    DataUnavailable,
+    load_cifar10,
+    provision_fashion_mnist,
+)
+from neurosens.store.artifacts import ArtifactStore, provenance
 
 __all__ = ["COMMANDS", "main"]
 
 
 def _dataset_status() -> list[tuple[str, str]]:
-    from neurosens.core.paths import data_root
-    from neurosens.data.images import DEBIAN_FASHION_MNIST, FMNIST_FILES
 
     root = data_root()
     raw = root / "FashionMNIST" / "raw"
@@ -41,10 +50,6 @@ def _dataset_status() -> list[tuple[str, str]]:
 
 def cmd_info(_args: argparse.Namespace) -> int:
     import torch
-
-    from neurosens.core.cpu import aten_capability, cpu_model, onednn_isa, vector_extensions
-    from neurosens.core.paths import artifacts_root, data_root, project_root
-    from neurosens.store.artifacts import ArtifactStore, provenance
 
     prov = provenance()
     print("neurosens study environment")
@@ -96,7 +101,6 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from neurosens.data.images import DataUnavailable, load_cifar10, provision_fashion_mnist
 
     try:
         if args.dataset == "imagenet200":
@@ -116,8 +120,6 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def _data_imagenet200(args: argparse.Namespace) -> int:
     from pathlib import Path
-
-    from neurosens.data.imagenet200 import build
 
     if not args.ilsvrc:
         print("imagenet200 is built from an ILSVRC-2012 tree: pass --ilsvrc PATH", file=sys.stderr)

@@ -23,13 +23,17 @@ import argparse
 import sys
 
 from neurosens.cli.common import Command, add_runtime_arguments, maybe_relaunch, parse_set
+from neurosens.core.config import METHODS, resolve
+from neurosens.core.distributed import current, init_from_env, shutdown
+from neurosens.core.errors import ConfigError
+from neurosens.core.profiles import PROFILES
+from neurosens.store.artifacts import ArtifactMissing
+from neurosens.train.loop import train
 
 __all__ = ["COMMANDS"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from neurosens.core.config import METHODS
-    from neurosens.core.profiles import PROFILES
 
     p.add_argument("--profile", default="cpu", choices=PROFILES, help="named defaults")
     p.add_argument("--method", required=True, choices=METHODS, help="defence method")
@@ -48,11 +52,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurosens.core.config import resolve
-    from neurosens.core.distributed import current, init_from_env, shutdown
-    from neurosens.core.errors import ConfigError
-    from neurosens.store.artifacts import ArtifactMissing
-    from neurosens.train.loop import train
 
     try:
         config = resolve(args.profile, method=args.method, seed=args.seed, **parse_set(args.set))

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from neurosens.attacks import pgd
+from neurosens.core.distributed import unwrap
 from neurosens.core.runtime import Runtime, fp32
 
 if TYPE_CHECKING:
@@ -95,8 +97,6 @@ def training_pgd(
     process keeps its rows (``ctx.shard``), so N processes start from exactly the points
     one process would.
     """
-    from neurosens.attacks import pgd
-    from neurosens.core.distributed import unwrap
 
     cfg = ctx.config
     start = None

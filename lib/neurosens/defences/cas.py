@@ -37,6 +37,7 @@ from torch import nn
 
 from neurosens.core.distributed import unwrap
 from neurosens.defences.base import Context, LossFn, Method, training_pgd
+from neurosens.models.probe import Probe
 
 if TYPE_CHECKING:
     from neurosens.core.config import Config
@@ -114,7 +115,6 @@ def attach_cas(model: nn.Module, config: Config) -> nn.Module:
     The channel count of each block is read from one dummy forward of a
     (1, in_channels, image_size, image_size) zero image. Returns the same model.
     """
-    from neurosens.models.probe import Probe
 
     targets = {name: _target(model, name) for name in config.cas_layers}
     was_training = model.training

@@ -35,9 +35,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from neurosens.attacks import eval_mode, pgd
 from neurosens.core.seeding import mix_seeds
+from neurosens.data.images import train_images
 from neurosens.defences.base import Context, Method
 from neurosens.defences.pat import pat_forward
+from neurosens.measures.sensitivity import sensitive_neurons, sensitivity_under_attack, top_k
+from neurosens.models.probe import capture
+from neurosens.store.artifacts import atomic_write_json
 
 __all__ = ["SNS", "SNSAll", "SNSDyn", "SNSRand", "select_sensitive", "sns_loss"]
 
@@ -71,7 +76,6 @@ def sns_loss(
 
 
 def _selection_attack(config: Any):
-    from neurosens.attacks import pgd
 
     def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return pgd(model, x, y, eps=config.eps_linf, steps=config.pgd_steps, norm="linf")
@@ -83,7 +87,6 @@ def select_sensitive(
     model: nn.Module, images: Any, config: Any, fraction: float, progress: bool = False
 ) -> dict[str, torch.Tensor]:
     """Ω_l = top-``fraction`` neurons by Eq. 1 under untargeted ℓ∞ PGD (ε = eps_linf, k)."""
-    from neurosens.measures.sensitivity import sensitive_neurons, sensitivity_under_attack
 
     sens = sensitivity_under_attack(
         model,
@@ -98,8 +101,6 @@ def select_sensitive(
 
 def channel_counts(model: nn.Module, config: Any) -> dict[str, int]:
     """Neurons (channels) per selected layer, from one dummy eval-mode forward."""
-    from neurosens.attacks import eval_mode
-    from neurosens.models.probe import capture
 
     x = torch.zeros(1, config.in_channels, config.image_size, config.image_size)
     dev = next(model.parameters()).device
@@ -142,7 +143,6 @@ class SNS(Method):
 
     # -- selection ------------------------------------------------------------------------
     def _images(self, n: int, seed: int) -> Any:
-        from neurosens.data.images import train_images
 
         return train_images(self.config, n, seed)
 
@@ -160,7 +160,6 @@ class SNS(Method):
     def write(self, ctx: Context) -> None:
         if ctx.run_dir is None:
             return
-        from neurosens.store.artifacts import atomic_write_json
 
         atomic_write_json(ctx.run_dir / NEURONS_FILE, self.record())
 
@@ -212,7 +211,6 @@ class SNSRand(SNS):
     name = "sns_rand"
 
     def select(self, model: nn.Module, verbose: bool = False) -> dict[str, torch.Tensor]:
-        from neurosens.measures.sensitivity import top_k
 
         c = self.config
         g = torch.Generator().manual_seed(mix_seeds(c.seed, c.sns_rand_draw, 7))

@@ -65,7 +65,11 @@ from tqdm.auto import tqdm
 from neurosens.attacks.base import AttackError, eval_mode
 from neurosens.attacks.pgd import pgd
 from neurosens.attacks.registry import AttackSpec, attack_suite, make_spec
+from neurosens.core.config import Config as _Config
 from neurosens.core.distributed import Dist, current
+from neurosens.core.profiles import paper_eps
+from neurosens.data.images import test_set
+from neurosens.store.artifacts import ArtifactMissing, ArtifactStore, provenance
 
 if TYPE_CHECKING:
     from neurosens.core.config import Config
@@ -177,7 +181,6 @@ def _load_done(
     """Flags already stored for this setting, if compatible (else [])."""
     if store is None or run_id is None:
         return [], 0.0
-    from neurosens.store.artifacts import ArtifactMissing
 
     try:
         rec = store.read_json(run_id, _flags_file(spec, seed))
@@ -228,8 +231,6 @@ def _run_attack(
     storing = store is not None and run_id is not None and d.main
     shas = _images_sha(x) if storing else []
     if storing:
-        from neurosens.store.artifacts import provenance
-
         prov = provenance()
         prov = {"git_sha": prov["git_sha"], "versions": prov["versions"]}
     bar = tqdm(
@@ -394,15 +395,11 @@ def _resolve_model(
     model: nn.Module | str, config: Config | None, run_id: str | None, store: ArtifactStore | None
 ) -> tuple[nn.Module, Config | None, str | None, ArtifactStore | None]:
     if isinstance(model, str):
-        from neurosens.store.artifacts import ArtifactStore
-
         store = store or ArtifactStore()
         run_id = store.find(model)
         config = config or store.load_config(run_id).with_current_eval()
         model = store.load_model(run_id)
     elif run_id is not None:
-        from neurosens.store.artifacts import ArtifactStore
-
         store = store or ArtifactStore()
         config = config or store.load_config(run_id).with_current_eval()
     if not isinstance(model, nn.Module):
@@ -465,7 +462,6 @@ def evaluate(
             raise AttackError(
                 "evaluate needs config= to build named attacks (or a run id, whose config is used)"
             )
-        from neurosens.core.config import Config as _Config
 
         config = _Config()
     specs = attack_suite(config, names)
@@ -475,8 +471,6 @@ def evaluate(
     ns = {s.key: n_examples or s.n_default for s in specs}
     n_max = max(ns.values()) if specs else (n_examples or config.n_eval)
     if data is None:
-        from neurosens.data.images import test_set
-
         data = test_set(config, n_max)
     x, y = _as_tensors(data, n_max)
     n_max = len(x)
@@ -577,7 +571,6 @@ def pgd_sweep(
         tidy DataFrame: sweep (``"k"`` or ``"eps"``), k, eps_paper, eps, n, accuracy, key;
         the clean accuracy is in ``df.attrs["clean"]``.
     """
-    from neurosens.core.profiles import paper_eps
 
     model, config, run_id, store = _resolve_model(
         model, config, kwargs.pop("run_id", None), kwargs.pop("store", None)

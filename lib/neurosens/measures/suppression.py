@@ -23,7 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from neurosens.attacks import fgsm, pgd
 from neurosens.attacks.base import eval_mode
+from neurosens.attacks.noise import gaussian_noise as _noise
 from neurosens.measures.sensitivity import Attack, model_device
 from neurosens.models.probe import capture, resolve_layer
 
@@ -189,7 +191,6 @@ def gaussian_noise(sigma: float, seed: int = 0) -> Attack:
     """Corruption as an attack: :func:`neurosens.attacks.noise.gaussian_noise` (x + σ·N(0, 1),
     clipped to [0, 1], quantised to 1/255 like CIFAR-10-C), one seeded generator per call
     order."""
-    from neurosens.attacks.noise import gaussian_noise as _noise
 
     g = torch.Generator().manual_seed(seed)
 
@@ -206,7 +207,6 @@ def paper_attacks(config: Any, noise_severity: int = 3) -> dict[str, Attack]:
     (ε = ``eps_l2``); FGSM (ε = ``eps_fgsm_analysis``); Gaussian noise of the given
     severity (σ = ``noise_sigmas[severity − 1]``; the paper does not state which).
     """
-    from neurosens.attacks import fgsm, pgd
 
     if not 1 <= noise_severity <= len(config.noise_sigmas):
         raise ValueError(f"noise_severity must lie in [1, {len(config.noise_sigmas)}]")

@@ -33,6 +33,7 @@ from neurosens.core.config import Config
 from neurosens.core.paths import artifacts_root, project_root
 from neurosens.core.profiles import profile_defaults
 from neurosens.core.runtime import to_memory_format
+from neurosens.models import build_model
 
 __all__ = [
     "ArtifactError",
@@ -251,7 +252,6 @@ class ArtifactStore:
         Convolutions oneDNN computes wrongly in channels_last stay NCHW
         (:func:`neurosens.core.runtime.to_memory_format`).
         """
-        from neurosens.models import build_model
 
         run_id = self.find(run_id)
         config = self.load_config(run_id)

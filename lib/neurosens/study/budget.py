@@ -19,6 +19,7 @@ import pandas as pd
 from neurosens.core.files import replace_block
 from neurosens.core.paths import project_root
 from neurosens.store.artifacts import ArtifactStore
+from neurosens.study.zoo import GROUPS, group
 
 __all__ = ["budget_markdown", "cpu_time", "write_budget_section"]
 
@@ -26,7 +27,6 @@ START, END = "<!-- budget:start -->", "<!-- budget:end -->"
 
 
 def _group_of(profile: str) -> dict[str, str]:
-    from neurosens.study.zoo import GROUPS, group
 
     out: dict[str, str] = {}
     for g in GROUPS:

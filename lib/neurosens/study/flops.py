@@ -44,6 +44,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from neurosens.core.config import resolve
+from neurosens.defences import get_method
+from neurosens.defences.anp import PHASE_BOUNDS
+from neurosens.models import build_model
+from neurosens.store.artifacts import ArtifactStore
+from neurosens.study.zoo import training_order
+from neurosens.train.loop import prepare_run
+
 if TYPE_CHECKING:
     from neurosens.core.config import Config
 
@@ -122,7 +130,6 @@ def count_macs(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
 
 def model_macs(config: Config) -> int:
     """MACs of one forward pass of one image of ``config``'s model (CAS heads included)."""
-    from neurosens.models import build_model
 
     model = build_model(config)
     x = torch.zeros(1, config.in_channels, config.image_size, config.image_size)
@@ -130,7 +137,6 @@ def model_macs(config: Config) -> int:
 
 
 def _anp_mean_passes(config: Config) -> float:
-    from neurosens.defences.anp import PHASE_BOUNDS
 
     n = len(config.anp_pro_num)
     bounds = PHASE_BOUNDS if n == len(PHASE_BOUNDS) else tuple(i / n for i in range(n))
@@ -169,7 +175,6 @@ def epoch_flops(config: Config, f: float) -> tuple[float, float]:
 def run_flops(config: Config, f: float | None = None) -> tuple[float, float]:
     """(training-step FLOPs, attack FLOPs) of one whole run (SNS: its selection included,
     not the vanilla model it starts from)."""
-    from neurosens.defences import get_method
 
     f = 2.0 * model_macs(config) if f is None else f
     method = get_method(config)
@@ -227,8 +232,6 @@ def suite_flops(config: Config, f: float, attacks: Iterable[str] = SUITE) -> flo
 
 def profile_estimate(profile: str, gpu: GPU = A100, **overrides: Any) -> dict[str, Any]:
     """GPU-hour estimates of a profile: one run per method, the study's zoo, evaluation."""
-    from neurosens.core.config import resolve
-    from neurosens.study.zoo import training_order
 
     base = resolve(profile, **overrides)
     macs = model_macs(base)
@@ -237,8 +240,6 @@ def profile_estimate(profile: str, gpu: GPU = A100, **overrides: Any) -> dict[st
     for m in ("vanilla", "pat", "alp", "sns", "cas", "anp"):
         c = base.replace(method=m)
         try:
-            from neurosens.train.loop import prepare_run
-
             prepare_run(c)  # layer names of SNS/CAS must exist in this architecture
         except (KeyError, ValueError):
             continue  # e.g. SNS and CAS layers are defined for VGG-16 and ResNet-18 only
@@ -267,7 +268,6 @@ def profile_estimate(profile: str, gpu: GPU = A100, **overrides: Any) -> dict[st
 def cpu_measurements(store: Any = None) -> list[dict[str, Any]]:
     """Achieved FLOP/s of the committed cpu-profile runs on the machine that trained them
     (best epoch of each run's ``history.json``: the machine was shared)."""
-    from neurosens.store.artifacts import ArtifactStore
 
     store = store or ArtifactStore()
     rows, macs = [], {}
@@ -342,7 +342,6 @@ def markdown_table(gpu: GPU = A100) -> str:
 
 
 def _zoo_flops(profile: str) -> float:
-    from neurosens.study.zoo import training_order
 
     total = 0.0
     f = None

@@ -24,6 +24,7 @@ import torch
 
 from neurosens.core.config import Config
 from neurosens.core.distributed import Dist
+from neurosens.data.images import FolderSource, _loader_workers, augment_crop_flip
 
 __all__ = ["batches_per_epoch", "epoch_batches", "local_batch"]
 
@@ -52,7 +53,6 @@ def epoch_batches(
 
     ``g_data`` is the epoch's data generator (order and augmentation).
     """
-    from neurosens.data.images import FolderSource, augment_crop_flip
 
     b = local_batch(config, d)
     if isinstance(data, FolderSource):
@@ -70,8 +70,6 @@ def _folder_batches(
     data: Any, config: Config, g_data: torch.Generator, d: Dist, b: int, pin_memory: bool
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     from torch.utils.data import DataLoader, DistributedSampler
-
-    from neurosens.data.images import _loader_workers
 
     # the epoch number only enters through the generator's seed; set_epoch needs an int
     epoch = int(torch.randint(0, 2**31 - 1, (1,), generator=g_data))

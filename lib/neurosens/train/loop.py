@@ -42,11 +42,24 @@ import numpy as np
 import torch
 from torch import nn
 
+from neurosens.attacks import eval_mode, pgd
 from neurosens.core.config import Config
-from neurosens.core.distributed import Dist
+from neurosens.core.config import Config as _Config
+from neurosens.core.distributed import (
+    Dist,
+    convert_batchnorm,
+    init_from_env,
+    main_first,
+    shard_slice,
+    wrap,
+)
 from neurosens.core.paths import display_path
+from neurosens.core.profiles import profile_defaults
+from neurosens.core.runtime import runtime
 from neurosens.core.seeding import epoch_generator, mix_seeds, seed_everything
+from neurosens.data.images import train_source, validation_images
 from neurosens.defences import Context, Method, get_method
+from neurosens.models import build_model
 from neurosens.store.artifacts import (
     ArtifactError,
     ArtifactMissing,
@@ -55,6 +68,7 @@ from neurosens.store.artifacts import (
     train_allowed,
     train_command,
 )
+from neurosens.train.batches import batches_per_epoch, epoch_batches, local_batch
 from neurosens.train.freeze import freeze_except, set_train_mode
 
 __all__ = [
@@ -107,7 +121,6 @@ def lr_at(config: Config, base: float, progress: float) -> float:
 def vanilla_config(config: Config) -> Config:
     """The vanilla run an SNS-family run starts from: same data, model, optimisation and
     seed; method ``vanilla``; defence-only fields at the profile's defaults."""
-    from neurosens.core.profiles import profile_defaults
 
     defaults = Config(**profile_defaults(config.profile))
     return config.replace(method="vanilla", **{k: getattr(defaults, k) for k in DEFENCE_FIELDS})
@@ -115,7 +128,6 @@ def vanilla_config(config: Config) -> Config:
 
 def validation_set(config: Config) -> Any:
     """The fixed validation subset: the last ``n_val`` images of the test split."""
-    from neurosens.data.images import validation_images
 
     return validation_images(config)
 
@@ -129,8 +141,6 @@ def prepare_run(config: Config) -> tuple[Method, nn.Module]:
     Fails (``ValueError``/``KeyError``/``ConfigError``, naming the valid choices) on an
     unknown method, layer names not in the model, λ < 0 or a fraction outside (0, 1].
     """
-    from neurosens.core.config import Config as _Config
-    from neurosens.models import build_model
 
     _Config.from_dict(config.to_dict())  # re-run the field checks (λ ≥ 0, fraction, …)
     method = get_method(config)
@@ -160,8 +170,6 @@ def validate(
     With ``dist`` active each process validates its share of the images (eval mode: no
     communication) and the counts are summed.
     """
-    from neurosens.attacks import eval_mode, pgd
-    from neurosens.core.distributed import shard_slice
 
     dist = dist or Dist()
     dev = next(model.parameters()).device
@@ -258,8 +266,6 @@ def train(
     Under ``torchrun`` (``WORLD_SIZE`` > 1) every process calls this with the same
     arguments; the process group is joined here if it is not already.
     """
-    from neurosens.core.distributed import convert_batchnorm, init_from_env, main_first, wrap
-    from neurosens.core.runtime import runtime
 
     store = store or ArtifactStore()
     d = init_from_env()
@@ -318,9 +324,6 @@ def train(
         start_epoch = int(ckpt["epoch"])
         if progress:
             print(f"resuming {run_id} after epoch {start_epoch}/{epochs}")
-
-    from neurosens.data.images import train_source
-    from neurosens.train.batches import batches_per_epoch, epoch_batches, local_batch
 
     with main_first(d):  # rank 0 downloads / unpacks first
         data = train_source(config)
