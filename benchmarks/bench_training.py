@@ -38,7 +38,7 @@ from neurosens.defences import Context, get_method
 from neurosens.defences.anp import PHASE_BOUNDS
 from neurosens.models import build_model
 from neurosens.train.freeze import freeze_except, set_train_mode
-from neurosens.train.loop import _optimizer
+from neurosens.train.setup import make_optimizer
 
 
 def gemm_peak(n: int = 2048, reps: int = 5) -> float:
@@ -92,7 +92,7 @@ class Runner:
 
             self.method.neurons = SNSRand(config.replace(method="sns_rand")).select(self.model)
         params = freeze_except(self.model, self.method.trainable_layers(self.model))
-        self.opt = _optimizer(config, params, self.method.lr())
+        self.opt = make_optimizer(config, params, self.method.lr())
         set_train_mode(self.model)
         g = torch.Generator().manual_seed(0)
         self.ctx = Context(config, epochs=1, progress=progress, attack_generator=g, verbose=False)

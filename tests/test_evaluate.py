@@ -15,7 +15,9 @@ from neurosens.attacks import AttackError, fgsm, make_spec, pgd
 from neurosens.attacks import registry as reg
 from neurosens.core.config import resolve
 from neurosens.data.images import synthetic
-from neurosens.evaluation.harness import GradientMaskingWarning, evaluate, pgd_sweep
+from neurosens.evaluation.checks import GradientMaskingWarning, self_checks
+from neurosens.evaluation.harness import evaluate
+from neurosens.evaluation.sweeps import pgd_sweep
 from neurosens.store.artifacts import ArtifactStore
 
 
@@ -349,8 +351,6 @@ def test_cli_evaluate_command(tmp_path, monkeypatch, capsys):
 
 
 def test_black_box_beating_pgd_but_not_autoattack_is_not_flagged(model, data, cfg):
-    from neurosens.evaluation.harness import _self_checks
-
     specs = [make_spec(a, cfg) for a in ("pgd_linf", "spsa", "autoattack")]
     x, y = data[:20]
     ones = np.ones(20, dtype=bool)
@@ -359,8 +359,8 @@ def test_black_box_beating_pgd_but_not_autoattack_is_not_flagged(model, data, cf
         specs[1].key: np.r_[np.zeros(2, bool), ones[2:]],  # SPSA: 90 %
         specs[2].key: np.r_[np.zeros(5, bool), ones[5:]],  # AutoAttack: 75 %
     }
-    msgs = _self_checks(model, x, y, specs, flags, torch.device("cpu"))
+    msgs = self_checks(model, x, y, specs, flags, torch.device("cpu"))
     assert not [m for m in msgs if m.startswith("black_beats_white")]
     flags[specs[2].key] = ones.copy()  # without a stronger gradient attack it is flagged
-    msgs = _self_checks(model, x, y, specs, flags, torch.device("cpu"))
+    msgs = self_checks(model, x, y, specs, flags, torch.device("cpu"))
     assert [m for m in msgs if m.startswith("black_beats_white")]

@@ -13,7 +13,7 @@ from neurosens.analyses.tables import Key, tidy_row
 from neurosens.attacks.pgd import pgd
 from neurosens.data.images import test_set
 from neurosens.defences.cas import cas_attack_loss
-from neurosens.evaluation.harness import pgd_sweep
+from neurosens.evaluation.sweeps import pgd_sweep
 from neurosens.store.artifacts import ArtifactStore
 from neurosens.store.cache import cached
 from neurosens.train import get_model
@@ -41,7 +41,7 @@ def sweep_frame(
     progress: bool = True,
     **kwargs: Any,
 ) -> pd.DataFrame:
-    """Fig. 15 sweeps (:func:`neurosens.evaluation.harness.pgd_sweep`) of every run as a tidy frame
+    """Fig. 15 sweeps (:func:`neurosens.evaluation.sweeps.pgd_sweep`) of every run as a tidy frame
     with flags: columns of :func:`tidy` plus sweep, k, eps_paper; ``attack`` is the
     setting label (``pgd_linf k=3``, ``pgd_linf ε=4/255``). The point k = 10, ε = 8 is in
     both sweeps (one stored setting, two rows)."""

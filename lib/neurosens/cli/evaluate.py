@@ -19,7 +19,8 @@ from neurosens.attacks.base import AttackError
 from neurosens.cli.train import maybe_relaunch
 from neurosens.core.distributed import init_from_env, shutdown
 from neurosens.core.runtime import select_device
-from neurosens.evaluation.harness import GradientMaskingWarning, evaluate
+from neurosens.evaluation.checks import GradientMaskingWarning
+from neurosens.evaluation.harness import evaluate
 from neurosens.store.artifacts import ArtifactError, ArtifactStore
 
 if TYPE_CHECKING:

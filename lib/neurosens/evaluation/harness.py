@@ -22,13 +22,8 @@ read back, not recomputed; an interrupted evaluation resumes at its last finishe
 Batch b of a random attack uses ``torch.Generator().manual_seed(seed · 1000003 + start)``
 so results do not depend on where a run was interrupted. Without a run id nothing is stored.
 
-Gradient-masking self-checks (after Athalye et al. 2018 and AutoAttack's checks) warn with
-:class:`GradientMaskingWarning` and are listed in ``result.warnings``:
-  * ``zero_grad``: some clean examples have an exactly-zero input gradient of the loss;
-  * ``black_beats_white``: a black-box attack (SPSA, NAttack, Square) reaches lower accuracy
-    than the strongest white-box attack (AutoAttack included) of the same norm and at least
-    the same ε;
-  * ``large_eps``: ℓ∞ PGD at ε = 1 (any image reachable) leaves accuracy above 10%.
+After the attacks, the gradient-masking self-checks of :mod:`neurosens.evaluation.checks`
+run and their warnings are listed in ``result.warnings``.
 
 Several processes (``python -m neurosens evaluate --nproc N`` or ``torchrun``): when a
 process group is initialised, the batches of each attack are dealt round-robin over the
@@ -38,8 +33,7 @@ generator depends only on the seed and its first index, so the flags are those o
 process; a resumed evaluation continues at the last complete round. ``seconds`` is then
 the sum of the processes' compute seconds.
 
-:func:`pgd_sweep` runs the Fig. 15 sweeps (ℓ∞ PGD with k = 1..10 at ε = 8/255-paper, and
-ε = 1..12 paper units at k = 10) in one call.
+:func:`neurosens.evaluation.sweeps.pgd_sweep` runs the Fig. 15 sweeps on top of it.
 
 Example:
     >>> res = evaluate("vgg16-cpu-pat-s0", ["fgsm", "pgd_linf"], 1000)  # doctest: +SKIP
@@ -51,24 +45,23 @@ from __future__ import annotations
 import hashlib
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from neurosens.attacks.base import AttackError, eval_mode
-from neurosens.attacks.pgd import pgd
 from neurosens.attacks.registry import AttackSpec, attack_suite, make_spec
 from neurosens.core.config import Config as _Config
 from neurosens.core.distributed import Dist, current
-from neurosens.core.profiles import paper_eps
 from neurosens.data.images import test_set
+from neurosens.evaluation.checks import GradientMaskingWarning, self_checks
+from neurosens.measures.accuracy import correct
 from neurosens.store.artifacts import ArtifactMissing, ArtifactStore, provenance
 
 if TYPE_CHECKING:
@@ -78,18 +71,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EvalResult",
-    "GradientMaskingWarning",
-    "check_gradients",
-    "check_large_eps",
     "evaluate",
-    "pgd_sweep",
+    "resolve_model",
 ]
 
 EVAL_DIR = "eval"
-
-
-class GradientMaskingWarning(UserWarning):
-    """An evaluation self-check suggests gradient masking (see the module doc)."""
 
 
 @dataclass
@@ -166,10 +152,6 @@ def _batch_generator(seed: int, start: int, device: torch.device) -> torch.Gener
 
 
 @torch.no_grad()
-def _correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return model(x).argmax(1) == y
-
-
 def _load_done(
     store: ArtifactStore | None,
     run_id: str | None,
@@ -310,90 +292,18 @@ def _attack_batch(
         if x_adv.shape != xs.shape or x_adv.min() < 0 or x_adv.max() > 1:
             raise AttackError(f"attack {spec.key} returned images outside [0, 1] or misshaped")
         with eval_mode(model):
-            ok[sel.numpy()] = _correct(model, x_adv, ys).cpu().numpy()
+            ok[sel.numpy()] = correct(model, x_adv, ys).cpu().numpy()
     return [bool(v) for v in ok], time.perf_counter() - t0
-
-
-# -- self-checks ------------------------------------------------------------------------------
-
-
-def check_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
-    """Number of examples whose input gradient of the cross-entropy is exactly zero."""
-    with eval_mode(model), torch.enable_grad():
-        xg = x.detach().clone().requires_grad_(True)
-        loss = F.cross_entropy(model(xg), y, reduction="sum")
-        (g,) = torch.autograd.grad(loss, xg)
-    return int((g.flatten(1).abs().amax(1) == 0).sum())
-
-
-def check_large_eps(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = 1.0, steps: int = 20
-) -> float:
-    """Accuracy under ℓ∞ PGD at a large ε (1.0 reaches every image): should be ≈ 0."""
-    x_adv = pgd(model, x, y, eps=eps, steps=steps, norm="linf")
-    with eval_mode(model):
-        return float(_correct(model, x_adv, y).float().mean())
-
-
-def _self_checks(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    specs: list[AttackSpec],
-    flags: dict[str, np.ndarray],
-    device: torch.device,
-    large_eps_threshold: float = 0.1,
-) -> list[str]:
-    msgs: list[str] = []
-    m = min(len(x), 100)
-    xs, ys = x[:m].to(device), y[:m].to(device)
-    zero = check_gradients(model, xs, ys)
-    if zero:
-        msgs.append(
-            f"zero_grad: {zero} of {m} clean examples have an exactly-zero input gradient "
-            "(saturated softmax or non-differentiable layers): white-box attacks may be "
-            "unreliable; check with black-box attacks"
-        )
-    # AutoAttack (an ensemble led by gradient-based APGD) counts as white-box: a black-box
-    # attack that beats PGD-10 but not AutoAttack shows a weak PGD, not masked gradients.
-    whites = [s for s in specs if s.kind in ("white", "ensemble") and s.norm is not None]
-    for b in (s for s in specs if s.kind == "black"):
-        peers = [
-            w
-            for w in whites
-            if w.norm == b.norm
-            and w.eps is not None
-            and b.eps is not None
-            and w.eps >= b.eps - 1e-12
-        ]
-        if not peers:
-            continue
-        k = min(len(flags[b.key]), *(len(flags[w.key]) for w in peers))
-        acc_b = flags[b.key][:k].mean()
-        best = min(peers, key=lambda w: flags[w.key][:k].mean())
-        acc_w = flags[best.key][:k].mean()
-        if acc_b < acc_w:
-            msgs.append(
-                f"black_beats_white: black-box {b.label or b.name} ({acc_b:.1%}) is stronger than "
-                f"the best white-box attack {best.label or best.name} ({acc_w:.1%}) on the same "
-                f"{k} images: gradients may be masked"
-            )
-    if any(s.kind in ("white", "black", "ensemble") for s in specs):
-        acc = check_large_eps(model, xs, ys)
-        if acc > large_eps_threshold:
-            msgs.append(
-                f"large_eps: ℓ∞ PGD at ε = 1 still leaves {acc:.1%} accuracy on {m} images "
-                "(should be ≈ 0): gradients may be masked or the attack is broken"
-            )
-    return msgs
 
 
 # -- main entry points -----------------------------------------------------------------------
 
 
-def _resolve_model(
+def resolve_model(
     model: nn.Module | str, config: Config | None, run_id: str | None, store: ArtifactStore | None
 ) -> tuple[nn.Module, Config | None, str | None, ArtifactStore | None]:
+    """(model, config, run id, store) of an :func:`evaluate` call: a run id loads the stored
+    model and its config (with the current evaluation budget)."""
     if isinstance(model, str):
         store = store or ArtifactStore()
         run_id = store.find(model)
@@ -453,7 +363,7 @@ def evaluate(
     Raises:
         AttackError: unknown attack name, ε ≤ 0, bad norm, images outside [0, 1].
     """
-    model, config, run_id, store = _resolve_model(model, config, run_id, store)
+    model, config, run_id, store = resolve_model(model, config, run_id, store)
     names = [attacks] if isinstance(attacks, AttackSpec) else attacks
     if config is None:
         if any(
@@ -538,87 +448,8 @@ def evaluate(
                 "cached": all(r["cached"] for r in rows),
             }
         )
-        msgs = _self_checks(model, x, y, specs, flags, dev) if checks and d.main else []
+        msgs = self_checks(model, x, y, specs, flags, dev) if checks and d.main else []
         msgs = d.broadcast_object(msgs)
     for msg in msgs:
         warnings.warn(msg, GradientMaskingWarning, stacklevel=2)
     return EvalResult(pd.DataFrame(rows), flags, specs, msgs, n_max, seed, run_id)
-
-
-def pgd_sweep(
-    model: nn.Module | str,
-    config: Config | None = None,
-    *,
-    steps: Sequence[int] = tuple(range(1, 11)),
-    eps_paper: Sequence[float] = tuple(range(1, 13)),
-    eps_fixed_paper: float = 8,
-    steps_fixed: int = 10,
-    n_examples: int | None = None,
-    seed: int = 0,
-    **kwargs: Any,
-) -> pd.DataFrame:
-    """Fig. 15 sweeps of ℓ∞ PGD in one call: k = ``steps`` at ε = ``eps_fixed_paper``, and
-    ε = ``eps_paper`` (0–255 paper scale, mapped to the profile) at k = ``steps_fixed``.
-
-    Args:
-        model: nn.Module or run id (see :func:`evaluate`).
-        config: settings (default: the run's config); ε maps through
-            :func:`neurosens.core.profiles.paper_eps` for ``config.profile``.
-        steps, eps_paper, eps_fixed_paper, steps_fixed: the two sweeps (paper defaults).
-        n_examples, seed, kwargs: passed to :func:`evaluate` (``checks`` defaults to False).
-
-    Returns:
-        tidy DataFrame: sweep (``"k"`` or ``"eps"``), k, eps_paper, eps, n, accuracy, key;
-        the clean accuracy is in ``df.attrs["clean"]``.
-    """
-
-    model, config, run_id, store = _resolve_model(
-        model, config, kwargs.pop("run_id", None), kwargs.pop("store", None)
-    )
-    if config is None:
-        raise AttackError("pgd_sweep needs config= (or a run id)")
-    base = make_spec("pgd_linf", config)
-    plan: list[tuple[str, int, float, AttackSpec]] = []
-    for k in steps:
-        e = paper_eps(eps_fixed_paper, "linf", config.profile)
-        spec = _pgd_spec(base, e, int(k), f"pgd_linf k={k}")
-        plan.append(("k", int(k), float(eps_fixed_paper), spec))
-    for ep in eps_paper:
-        e = paper_eps(ep, "linf", config.profile)
-        spec = _pgd_spec(base, e, steps_fixed, f"pgd_linf ε={ep}/255")
-        plan.append(("eps", steps_fixed, float(ep), spec))
-    kwargs.setdefault("checks", False)
-    res = evaluate(
-        model,
-        [p[3] for p in plan],
-        n_examples,
-        seed,
-        config=config,
-        run_id=run_id,
-        store=store,
-        **kwargs,
-    )
-    rows = []
-    for sweep, k, ep, spec in plan:
-        f = res.flags[spec.key]
-        rows.append(
-            {
-                "sweep": sweep,
-                "k": k,
-                "eps_paper": ep,
-                "eps": spec.eps,
-                "n": len(f),
-                "accuracy": float(f.mean()),
-                "key": spec.key,
-            }
-        )
-    df = pd.DataFrame(rows)
-    df.attrs["clean"] = res.accuracy("clean")
-    return df
-
-
-def _pgd_spec(base: AttackSpec, eps: float, k: int, label: str) -> AttackSpec:
-    if not eps > 0:
-        raise AttackError(f"sweep ε must be > 0, got {eps}")
-    s = base.replace(eps=eps, steps=k)
-    return AttackSpec(s.name, s.kind, s.norm, s.eps, s.params, s.n_default, label)

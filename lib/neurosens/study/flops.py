@@ -50,7 +50,7 @@ from neurosens.defences.anp import PHASE_BOUNDS
 from neurosens.models import build_model
 from neurosens.store.artifacts import ArtifactStore
 from neurosens.study.zoo import training_order
-from neurosens.train.loop import prepare_run
+from neurosens.train.setup import prepare_run
 
 if TYPE_CHECKING:
     from neurosens.core.config import Config

@@ -1,4 +1,6 @@
-"""Defence training: one resumable loop for every method (:mod:`neurosens.train.loop`).
+"""Defence training: one resumable loop for every method (:mod:`neurosens.train.loop`);
+its set-up (:mod:`.setup`), checkpoints (:mod:`.checkpoint`), monitoring
+(:mod:`.validation`), batches and freezing.
 
     >>> from neurosens import resolve                                      # doctest: +SKIP
     >>> from neurosens.train import get_model, train
@@ -8,17 +10,11 @@
 Command line: ``python -m neurosens train --profile cpu --method pat --seed 0 --allow-train``.
 """
 
+from neurosens.train.checkpoint import CHECKPOINT
 from neurosens.train.freeze import freeze_except, set_train_mode, trainable_parameter_names
-from neurosens.train.loop import (
-    CHECKPOINT,
-    get_model,
-    lr_at,
-    prepare_run,
-    train,
-    validate,
-    validation_set,
-    vanilla_config,
-)
+from neurosens.train.loop import get_model, train
+from neurosens.train.setup import lr_at, prepare_run, vanilla_config
+from neurosens.train.validation import validate, validation_set
 
 __all__ = [
     "CHECKPOINT",

@@ -30,209 +30,47 @@ checkpoint and the artifact, and a checkpoint resumes under any number of proces
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from neurosens.attacks import eval_mode, pgd
 from neurosens.core.config import Config
-from neurosens.core.config import Config as _Config
-from neurosens.core.distributed import (
-    Dist,
-    convert_batchnorm,
-    init_from_env,
-    main_first,
-    shard_slice,
-    wrap,
-)
+from neurosens.core.distributed import Dist, convert_batchnorm, init_from_env, main_first, wrap
 from neurosens.core.paths import display_path
-from neurosens.core.profiles import profile_defaults
-from neurosens.core.runtime import runtime
+from neurosens.core.runtime import Runtime, runtime
 from neurosens.core.seeding import epoch_generator, mix_seeds, seed_everything
-from neurosens.data.images import train_source, validation_images
-from neurosens.defences import Context, Method, get_method
-from neurosens.models import build_model
+from neurosens.data.images import train_source
+from neurosens.defences import Context, Method
 from neurosens.store.artifacts import (
     ArtifactError,
     ArtifactMissing,
     ArtifactStore,
-    atomic_write_bytes,
     train_allowed,
     train_command,
 )
 from neurosens.train.batches import batches_per_epoch, epoch_batches, local_batch
-from neurosens.train.freeze import freeze_except, set_train_mode
-
-__all__ = [
-    "CHECKPOINT",
-    "DEFENCE_FIELDS",
-    "get_model",
-    "lr_at",
-    "prepare_run",
-    "train",
-    "validate",
-    "validation_set",
-    "vanilla_config",
-]
-
-CHECKPOINT = "checkpoint.pt"
-#: Config fields that only matter to a defence: reset to the profile's defaults when
-#: locating the vanilla starting model, so that e.g. a λ sweep shares one vanilla model.
-DEFENCE_FIELDS = (
-    "alp_weight",
-    "sns_layers",
-    "sns_lambda",
-    "sns_fraction",
-    "sns_select_n",
-    "sns_dyn_n",
-    "sns_rand_draw",
-    "cas_layers",
-    "cas_beta",
-    "anp_eps",
-    "anp_alpha",
-    "anp_pro_num",
-    "epochs_finetune",
-    "lr_finetune",
+from neurosens.train.checkpoint import (
+    CHECKPOINT,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
 )
+from neurosens.train.freeze import freeze_except, set_train_mode
+from neurosens.train.setup import lr_at, make_optimizer, prepare_run, vanilla_config
+from neurosens.train.validation import validate, validation_set
+
+__all__ = ["get_model", "train"]
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
-
-
-# -- seeds, schedules, data -------------------------------------------------------------------
-
-
-def lr_at(config: Config, base: float, progress: float) -> float:
-    """Learning rate after ``progress`` ∈ [0, 1) of training under ``config.lr_schedule``."""
-    if config.lr_schedule == "cosine":
-        return base * 0.5 * (1.0 + math.cos(math.pi * progress))
-    if config.lr_schedule == "step":
-        return base * 0.1 ** sum(progress >= m - 1e-12 for m in config.lr_milestones)
-    return base
-
-
-def vanilla_config(config: Config) -> Config:
-    """The vanilla run an SNS-family run starts from: same data, model, optimisation and
-    seed; method ``vanilla``; defence-only fields at the profile's defaults."""
-
-    defaults = Config(**profile_defaults(config.profile))
-    return config.replace(method="vanilla", **{k: getattr(defaults, k) for k in DEFENCE_FIELDS})
-
-
-def validation_set(config: Config) -> Any:
-    """The fixed validation subset: the last ``n_val`` images of the test split."""
-
-    return validation_images(config)
-
-
-# -- validation of a run before compute --------------------------------------------------------
-
-
-def prepare_run(config: Config) -> tuple[Method, nn.Module]:
-    """Method and freshly built model for ``config``, with every bad input rejected first.
-
-    Fails (``ValueError``/``KeyError``/``ConfigError``, naming the valid choices) on an
-    unknown method, layer names not in the model, λ < 0 or a fraction outside (0, 1].
-    """
-
-    _Config.from_dict(config.to_dict())  # re-run the field checks (λ ≥ 0, fraction, …)
-    method = get_method(config)
-    model = build_model(config)  # CAS checks its layer names while attaching
-    method.check(model)
-    return method, model
-
-
-# -- evaluation --------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
-    return int((model(x).argmax(1) == y).sum())
-
-
-def validate(
-    model: nn.Module,
-    config: Config,
-    images: Any,
-    method: Method | None = None,
-    dist: Dist | None = None,
-) -> dict[str, float]:
-    """Clean and ℓ∞ PGD-k (ε = eps_linf, α = ε/√k, no random start) accuracy on ``images``.
-
-    The attack maximises ``method.attack_loss`` (CAS: main + β·auxiliary CE), white-box.
-    With ``dist`` active each process validates its share of the images (eval mode: no
-    communication) and the counts are summed.
-    """
-
-    dist = dist or Dist()
-    dev = next(model.parameters()).device
-    loss_fn = method.attack_loss(model) if method is not None else None
-    mine = images.subset(shard_slice(len(images), dist)) if dist.active else images
-    clean = adv = 0
-    with eval_mode(model):
-        for x, y in mine.batches(config.eval_batch_size):
-            x, y = x.to(dev), y.to(dev)
-            clean += _accuracy(model, x, y)
-            xa = pgd(model, x, y, eps=config.eps_linf, steps=config.pgd_steps, loss_fn=loss_fn)
-            adv += _accuracy(model, xa, y)
-    clean, adv = dist.sum([clean, adv])
-    n = len(images)
-    return {"val_clean_acc": clean / n, "val_pgd_acc": adv / n}
-
-
-# -- checkpoints -------------------------------------------------------------------------------
-
-
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()  # noqa: NPY002
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": json.dumps([np_state[0], np_state[1].tolist(), *np_state[2:]]),
-        "python": json.dumps(random.getstate()),
-    }
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    name, keys, pos, has_gauss, cached = json.loads(state["numpy"])
-    np_state = (name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached)
-    np.random.set_state(np_state)  # noqa: NPY002
-    v, internal, gauss = json.loads(state["python"])
-    random.setstate((v, tuple(internal), gauss))
-
-
-def save_checkpoint(path: Any, obj: dict[str, Any]) -> None:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def load_checkpoint(path: Any) -> dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a corrupt pickle raises many types
-        raise ArtifactError(
-            f"{path}: unreadable checkpoint ({type(e).__name__}: {e}); delete it to restart "
-            "the run from scratch"
-        ) from e
-
-
-# -- the loop ----------------------------------------------------------------------------------
-
-
-def _optimizer(config: Config, params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(
-        params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
 
 
 def train(
@@ -270,16 +108,76 @@ def train(
     store = store or ArtifactStore()
     d = init_from_env()
     progress = progress and d.main
-    run_id = config.run_id
-    if store.exists(run_id):
+    if store.exists(config.run_id):
         if progress:
-            print(f"artifact {run_id} exists in {store.root}: nothing to train")
-        return run_id
+            print(
+                f"artifact {config.run_id} exists in {display_path(store.root)}: nothing to train"
+            )
+        return config.run_id
+    run = _setup(config, store, d, allow_train, progress, precision, device, memory_format)
+    t_start = time.perf_counter()
+    for epoch in range(run.start_epoch, run.epochs):
+        entry = _epoch(run, epoch)
+        run.history.append(entry)
+        if progress:
+            print(
+                f"epoch {epoch + 1}/{run.epochs}: loss {entry['train_loss']:.4f}, "
+                f"val clean {entry['val_clean_acc']:.3f}, val PGD {entry['val_pgd_acc']:.3f}, "
+                f"{entry['seconds']:.0f} s"
+            )
+        if d.main:
+            _checkpoint(run, epoch + 1)
+        d.barrier()  # no rank runs ahead of the checkpoint it could be resumed from
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, entry)
+    _finish(run, time.perf_counter() - t_start)
+    return config.run_id
+
+
+@dataclass
+class _Run:
+    """Everything one training run carries from its set-up through its epochs."""
+
+    config: Config
+    store: ArtifactStore
+    dist: Dist
+    progress: bool
+    method: Method
+    model: nn.Module
+    net: nn.Module  # ``model``, wrapped in DDP when several processes train
+    opt: torch.optim.Optimizer
+    rt: Runtime
+    ctx: Context
+    data: Any
+    val: Any
+    trainable: list[str] | None
+    start_run: str | None
+    base_lr: float
+    epochs: int
+    start_epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.store.run_dir(self.config.run_id) / CHECKPOINT
+
+
+def _setup(
+    config: Config,
+    store: ArtifactStore,
+    d: Dist,
+    allow_train: bool | None,
+    progress: bool,
+    precision: str,
+    device: str | torch.device | None,
+    memory_format: str,
+) -> _Run:
+    """Model, optimiser, data and context of a run: fresh, or restored from its checkpoint."""
     seed_everything(config.seed)  # the initial weights are drawn in prepare_run
     method, model = prepare_run(config)  # bad input fails here, before any compute
     if not train_allowed(allow_train):
         store.require(config)  # raises ArtifactMissing with the command
-    run_dir = store.run_dir(run_id)
+    run_dir = store.run_dir(config.run_id)
     ckpt_path = run_dir / CHECKPOINT
     ckpt = load_checkpoint(ckpt_path) if ckpt_path.is_file() else None
     if ckpt is not None and ckpt.get("config_hash") != config.hash:
@@ -310,7 +208,7 @@ def train(
     trainable = method.trainable_layers(model)
     params = freeze_except(model, trainable)
     base_lr, epochs = method.lr(), method.epochs()
-    opt = _optimizer(config, params, base_lr)
+    opt = make_optimizer(config, params, base_lr)
     history: list[dict[str, Any]] = []
     start_epoch = 0
     seed_everything(mix_seeds(config.seed, 1))
@@ -320,15 +218,14 @@ def train(
         history = list(ckpt["history"])
         method.load_state(json.loads(ckpt["method_state"]))
         rt.load_state_dict(ckpt.get("runtime", {}))
-        _set_rng_state(ckpt["rng"])
+        set_rng_state(ckpt["rng"])
         start_epoch = int(ckpt["epoch"])
         if progress:
-            print(f"resuming {run_id} after epoch {start_epoch}/{epochs}")
+            print(f"resuming {config.run_id} after epoch {start_epoch}/{epochs}")
 
     with main_first(d):  # rank 0 downloads / unpacks first
         data = train_source(config)
         val = validation_set(config)
-    nb = batches_per_epoch(data, config)
     b_local = local_batch(config, d)
     ctx = Context(
         config=config,
@@ -341,112 +238,117 @@ def train(
     )
     _on_main(d, method, lambda: method.prepare(model, ctx, resumed=ckpt is not None))
     net = wrap(model, d, dev)  # DDP when several processes; hooks stay on `model`
-    t_start = time.perf_counter()
+    return _Run(
+        config, store, d, progress, method, model, net, opt, rt, ctx, data, val,
+        trainable, start_run, base_lr, epochs, start_epoch, history,
+    )  # fmt: skip
 
-    for epoch in range(start_epoch, epochs):
-        ctx.epoch, ctx.log = epoch, {}
-        g_data = epoch_generator(config.seed, epoch, 0)
-        ctx.attack_generator = epoch_generator(config.seed, epoch, 1, dev)
-        set_train_mode(model)
-        bar = _bar(progress, nb, f"{config.run_name} epoch {epoch + 1}/{epochs}")
-        t0, total, seen = time.perf_counter(), 0.0, 0
-        lr = base_lr
-        batches = epoch_batches(data, config, g_data, d, pin_memory=dev.type == "cuda")
-        for i, (x, y) in enumerate(batches):
-            ctx.progress = (epoch * nb + i) / (epochs * nb)
-            lr = lr_at(config, base_lr, ctx.progress)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            x = x.to(dev, non_blocking=True).contiguous(memory_format=rt.memory_format)
-            y = y.to(dev, non_blocking=True)
-            loss = method.step(net, x, y, opt, ctx)
-            if not math.isfinite(loss):
-                raise FloatingPointError(
-                    f"{run_id}: loss is {loss} at epoch {epoch + 1}, batch {i}"
-                )
-            total += loss * len(x)
-            seen += len(x)
-            if bar is not None:
-                rate = seen * d.world / max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix(loss=f"{total / seen:.4f}", img_s=f"{rate:.0f}", lr=f"{lr:.4g}")
-                bar.update(1)
+
+def _epoch(run: _Run, epoch: int) -> dict[str, Any]:
+    """One epoch of training; returns its history entry (loss, validation, speed)."""
+    config, d, ctx, dev = run.config, run.dist, run.ctx, run.rt.device
+    nb = batches_per_epoch(run.data, config)
+    ctx.epoch, ctx.log = epoch, {}
+    g_data = epoch_generator(config.seed, epoch, 0)
+    ctx.attack_generator = epoch_generator(config.seed, epoch, 1, dev)
+    set_train_mode(run.model)
+    bar = _bar(run.progress, nb, f"{config.run_name} epoch {epoch + 1}/{run.epochs}")
+    t0, total, seen = time.perf_counter(), 0.0, 0
+    lr = run.base_lr
+    batches = epoch_batches(run.data, config, g_data, d, pin_memory=dev.type == "cuda")
+    for i, (x, y) in enumerate(batches):
+        ctx.progress = (epoch * nb + i) / (run.epochs * nb)
+        lr = lr_at(config, run.base_lr, ctx.progress)
+        for group in run.opt.param_groups:
+            group["lr"] = lr
+        x = x.to(dev, non_blocking=True).contiguous(memory_format=run.rt.memory_format)
+        y = y.to(dev, non_blocking=True)
+        loss = run.method.step(run.net, x, y, run.opt, ctx)
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"{config.run_id}: loss is {loss} at epoch {epoch + 1}, batch {i}"
+            )
+        total += loss * len(x)
+        seen += len(x)
         if bar is not None:
-            bar.close()
-        seconds = time.perf_counter() - t0
-        _on_main(d, method, lambda: method.end_epoch(model, ctx))
-        total, seen = d.sum([total, seen])
-        entry = {
-            "epoch": epoch + 1,
-            "lr_last": lr,
-            "train_loss": total / max(seen, 1),
-            **validate(model, config, val, method, d),
-            "seconds": seconds,
-            "images_per_second": seen / max(seconds, 1e-9),
-            **ctx.log,
-        }
-        if d.active:
-            entry["processes"] = d.world
-        history.append(entry)
-        if progress:
-            print(
-                f"epoch {epoch + 1}/{epochs}: loss {entry['train_loss']:.4f}, "
-                f"val clean {entry['val_clean_acc']:.3f}, val PGD {entry['val_pgd_acc']:.3f}, "
-                f"{seconds:.0f} s"
-            )
-        if d.main:
-            save_checkpoint(
-                ckpt_path,
-                {
-                    "format": 1,
-                    "run_id": run_id,
-                    "config_hash": config.hash,
-                    "epoch": epoch + 1,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "history": history,
-                    "method_state": json.dumps(method.state()),
-                    "rng": _rng_state(),
-                    "runtime": rt.state_dict(),
-                },
-            )
-        d.barrier()  # no rank runs ahead of the checkpoint it could be resumed from
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, entry)
+            rate = seen * d.world / max(time.perf_counter() - t0, 1e-9)
+            bar.set_postfix(loss=f"{total / seen:.4f}", img_s=f"{rate:.0f}", lr=f"{lr:.4g}")
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    _on_main(d, run.method, lambda: run.method.end_epoch(run.model, ctx))
+    total, seen = d.sum([total, seen])
+    entry = {
+        "epoch": epoch + 1,
+        "lr_last": lr,
+        "train_loss": total / max(seen, 1),
+        **validate(run.model, config, run.val, run.method, d),
+        "seconds": seconds,
+        "images_per_second": seen / max(seconds, 1e-9),
+        **ctx.log,
+    }
+    if d.active:
+        entry["processes"] = d.world
+    return entry
 
-    last = history[-1] if history else validate(model, config, val, method, d)
+
+def _checkpoint(run: _Run, epochs_done: int) -> None:
+    save_checkpoint(
+        run.ckpt_path,
+        {
+            "format": 1,
+            "run_id": run.config.run_id,
+            "config_hash": run.config.hash,
+            "epoch": epochs_done,
+            "model": run.model.state_dict(),
+            "optimizer": run.opt.state_dict(),
+            "history": run.history,
+            "method_state": json.dumps(run.method.state()),
+            "rng": rng_state(),
+            "runtime": run.rt.state_dict(),
+        },
+    )
+
+
+def _finish(run: _Run, seconds_this_process: float) -> None:
+    """Store the finished run (float32 weights, metrics, history) and drop its checkpoint."""
+    config, d, model, history = run.config, run.dist, run.model, run.history
+    last = history[-1] if history else validate(model, config, run.val, run.method, d)
     metrics = {
         "val_clean_acc": last["val_clean_acc"],
         "val_pgd_acc": last["val_pgd_acc"],
         "train_loss": last.get("train_loss"),
-        "epochs": epochs,
-        "train_seconds_this_process": time.perf_counter() - t_start,
+        "epochs": run.epochs,
+        "train_seconds_this_process": seconds_this_process,
         "train_seconds_total": sum(h["seconds"] for h in history),
     }
     model.eval()
     model.to(torch.float32)  # artifacts are float32 whatever the training precision
     if d.main:
-        store.save_run(
+        run.store.save_run(
             config,
             model,
             metrics=metrics,
             history=history,
-            dataset_fingerprint=data.fingerprint(),
+            dataset_fingerprint=run.data.fingerprint(),
             extra={
-                "method_state": method.state(),
-                "trainable_layers": trainable if trainable is not None else "all",
-                "started_from": start_run,
-                "validation_subset": f"last {len(val)} images of the {config.dataset} test split",
-                "device": str(dev),
-                "precision": rt.precision,
-                "memory_format": "channels_last" if rt.channels_last else "contiguous",
+                "method_state": run.method.state(),
+                "trainable_layers": run.trainable if run.trainable is not None else "all",
+                "started_from": run.start_run,
+                "validation_subset": (
+                    f"last {len(run.val)} images of the {config.dataset} test split"
+                ),
+                "device": str(run.rt.device),
+                "precision": run.rt.precision,
+                "memory_format": "channels_last" if run.rt.channels_last else "contiguous",
                 "processes": d.world,
             },
         )
-        ckpt_path.unlink(missing_ok=True)
+        run.ckpt_path.unlink(missing_ok=True)
     d.barrier()  # the artifact is on disk before any rank goes on (e.g. to load it)
-    if progress:
-        print(f"saved {run_id} to {store.run_dir(run_id)}")
-    return run_id
+    if run.progress:
+        print(f"saved {config.run_id} to {display_path(run.store.run_dir(config.run_id))}")
 
 
 def _on_main(d: Dist, method: Method, fn: Callable[[], None]) -> None:
@@ -465,8 +367,6 @@ def _on_main(d: Dist, method: Method, fn: Callable[[], None]) -> None:
 def _bar(progress: bool, total: int, desc: str) -> Any:
     if not progress:
         return None
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
 
 

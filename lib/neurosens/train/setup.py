@@ -1,0 +1,75 @@
+"""What a training run needs before its first step: its method and model (every bad input
+rejected first), the vanilla run it starts from, its optimiser and learning-rate schedule."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from neurosens.core.config import Config
+from neurosens.core.profiles import profile_defaults
+from neurosens.defences import Method, get_method
+from neurosens.models import build_model
+
+__all__ = ["DEFENCE_FIELDS", "lr_at", "make_optimizer", "prepare_run", "vanilla_config"]
+
+#: Config fields that only matter to a defence: reset to the profile's defaults when
+#: locating the vanilla starting model, so that e.g. a λ sweep shares one vanilla model.
+DEFENCE_FIELDS = (
+    "alp_weight",
+    "sns_layers",
+    "sns_lambda",
+    "sns_fraction",
+    "sns_select_n",
+    "sns_dyn_n",
+    "sns_rand_draw",
+    "cas_layers",
+    "cas_beta",
+    "anp_eps",
+    "anp_alpha",
+    "anp_pro_num",
+    "epochs_finetune",
+    "lr_finetune",
+)
+
+
+def lr_at(config: Config, base: float, progress: float) -> float:
+    """Learning rate after ``progress`` ∈ [0, 1) of training under ``config.lr_schedule``."""
+    if config.lr_schedule == "cosine":
+        return base * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if config.lr_schedule == "step":
+        return base * 0.1 ** sum(progress >= m - 1e-12 for m in config.lr_milestones)
+    return base
+
+
+def vanilla_config(config: Config) -> Config:
+    """The vanilla run an SNS-family run starts from: same data, model, optimisation and
+    seed; method ``vanilla``; defence-only fields at the profile's defaults."""
+
+    defaults = Config(**profile_defaults(config.profile))
+    return config.replace(method="vanilla", **{k: getattr(defaults, k) for k in DEFENCE_FIELDS})
+
+
+def prepare_run(config: Config) -> tuple[Method, nn.Module]:
+    """Method and freshly built model for ``config``, with every bad input rejected first.
+
+    Fails (``ValueError``/``KeyError``/``ConfigError``, naming the valid choices) on an
+    unknown method, layer names not in the model, λ < 0 or a fraction outside (0, 1].
+    """
+
+    Config.from_dict(config.to_dict())  # re-run the field checks (λ ≥ 0, fraction, …)
+    method = get_method(config)
+    model = build_model(config)  # CAS checks its layer names while attaching
+    method.check(model)
+    return method, model
+
+
+def make_optimizer(config: Config, params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    """SGD with momentum (or Adam) with the config's weight decay, at learning rate ``lr``."""
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
