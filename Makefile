@@ -12,10 +12,9 @@ STAMP := $(VENV)/.neurosens-installed
 LINTED := lib tests benchmarks
 # CPU matrix: these tests (models, training, attacks, defences, distributed) run a second
 # time with oneDNN capped at its AVX2 kernels, so that nothing lands that only works with
-# the AVX-512 ones (tests/test_onednn_workaround.py covers both ISAs by itself)
-ISA_MATRIX := tests/test_models.py tests/test_runtime.py tests/test_train.py \
-  tests/test_attacks.py tests/test_attack_properties.py tests/test_defences.py \
-  tests/test_distributed.py tests/test_imagenet200.py
+# the AVX-512 ones (tests/core/test_onednn_workaround.py covers both ISAs by itself)
+ISA_MATRIX := tests/models tests/core/test_runtime.py tests/train tests/attacks \
+  tests/defences tests/core/test_distributed.py tests/data/test_imagenet200.py
 export PYTHONHASHSEED := 0
 
 .PHONY: help env data test test-fast lint book notebooks html artifacts info clean

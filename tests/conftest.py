@@ -35,3 +35,12 @@ def tiny_vgg():
 
     torch.manual_seed(0)
     return VGG16((4,) * 13, in_channels=1, num_classes=10).eval()
+
+
+@pytest.fixture(scope="module")
+def trained_cnn():
+    """The tiny CNN of ``helpers.tiny_cnn`` after 50 full-batch Adam steps on synthetic
+    16×16 images (one per test module: tests may wrap it, none trains it further)."""
+    from helpers import fit_full_batch, tiny_cnn
+
+    return fit_full_batch(tiny_cnn())

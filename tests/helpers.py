@@ -21,6 +21,21 @@ def tiny_cnn(seed: int = 0) -> nn.Module:
     )
 
 
+def fit_full_batch(model: nn.Module, steps: int = 50, n: int = 256, seed: int = 0) -> nn.Module:
+    """``model`` trained full-batch for ``steps`` Adam steps (lr 0.03) on ``n`` synthetic
+    16×16 images; returned in eval mode (a useful, undefended attack target)."""
+    from neurosens.data.images import synthetic
+
+    x, y = synthetic(n, size=16, seed=seed)[:]
+    opt = torch.optim.Adam(model.parameters(), 0.03)
+    for _ in range(steps):
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
 def tiny_run(epochs: int = 2) -> dict:
     """Config overrides of a tiny training run: 128 training images (4 batches of 32 per
     epoch), a 4-channel VGG-16, ``epochs`` epochs from scratch and of fine-tuning."""

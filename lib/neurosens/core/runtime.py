@@ -41,7 +41,7 @@ the kernel's channel block (8 with its AVX2 kernels, 16 with AVX-512), writes pa
 workspace: wrong weight gradients, a hang of the OpenMP threads, or heap corruption
 (``corrupted double-linked list``, SIGSEGV) — which of the three varies with the spatial
 size and the thread count. Forward, backward-data, NCHW and ``torch.backends.mkldnn``
-disabled are correct. Reproduction (torch alone; ``tests/onednn_1x1_repro.py --raw``)::
+disabled are correct. Reproduction (torch alone; ``tests/core/onednn_1x1_repro.py --raw``)::
 
     conv = nn.Conv2d(4, 8, 1, stride=2, bias=False).to(memory_format=torch.channels_last)
     x = torch.randn(4, 4, 64, 64).contiguous(memory_format=torch.channels_last)
@@ -57,7 +57,7 @@ AVX-512 block covers the AVX2 one) — and :func:`to_memory_format` keeps it and
 in NCHW; everything else stays channels_last. In this study only ResNet-18 shortcuts of
 widths below 16 (test models) are affected: the cpu-profile VGG-16 has no 1×1 strided
 convolution. Remove the workaround once a torch release whose oneDNN has the fix passes
-``tests/test_onednn_workaround.py`` with it removed.
+``tests/core/test_onednn_workaround.py`` with it removed.
 
     >>> rt = runtime()                       # doctest: +SKIP
     >>> with rt.autocast():                  # doctest: +SKIP

@@ -1,6 +1,6 @@
 """oneDNN's channels_last 1×1 strided backward-weights bug never reaches the library.
 
-Each case runs ``tests/onednn_1x1_repro.py`` (the reduced reproduction through
+Each case runs ``tests/core/onednn_1x1_repro.py`` (the reduced reproduction through
 :func:`neurosens.core.runtime.to_memory_format`) in a subprocess, so that a crash or a hang,
 the bug's usual forms, fails this one test with a clear message instead of the whole run.
 ``ONEDNN_MAX_CPU_ISA=AVX2`` makes oneDNN use its AVX2 kernels (where the bug shows at

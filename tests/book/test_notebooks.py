@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 #: the cell tag nbval --nbval-lax compares (its NBVAL_CHECK_OUTPUT marker)
 CHECK_TAG = "nbval-check-output"

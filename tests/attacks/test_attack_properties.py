@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import fit_full_batch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -136,18 +137,9 @@ def test_noise_stays_in_box(seed, sigma):
 
 @pytest.fixture(scope="module")
 def undefended() -> nn.Module:
-    """A tiny CNN trained (50 full-batch Adam steps) on synthetic 16×16 images."""
-    from neurosens.data.images import synthetic
-
-    model = random_model(0)
-    x, y = synthetic(256, size=16, seed=0)[:]
-    opt = torch.optim.Adam(model.parameters(), 0.03)
-    for _ in range(50):
-        loss = nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
+    """A random conv net (BatchNorm, Dropout) after 50 full-batch Adam steps on synthetic
+    16×16 images."""
+    return fit_full_batch(random_model(0))
 
 
 @settings(max_examples=6, deadline=None, derandomize=True)

@@ -8,7 +8,6 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from helpers import tiny_cnn
 from torch import nn
 
 from neurosens.attacks import AttackError, fgsm, make_spec, pgd
@@ -22,16 +21,8 @@ from neurosens.store.artifacts import ArtifactStore
 
 
 @pytest.fixture(scope="module")
-def model() -> nn.Module:
-    m = tiny_cnn()
-    x, y = synthetic(256, size=16, seed=0)[:]
-    opt = torch.optim.Adam(m.parameters(), 0.03)
-    for _ in range(50):
-        loss = nn.functional.cross_entropy(m(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return m.eval()
+def model(trained_cnn) -> nn.Module:
+    return trained_cnn
 
 
 @pytest.fixture(scope="module")

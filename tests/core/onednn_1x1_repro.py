@@ -8,9 +8,9 @@ See ``neurosens.core.runtime`` (module doc, "oneDNN workaround"). Three fwd+bwd 
 float64 NCHW reference. Prints ``ok`` and exits 0, or exits 1 on a wrong gradient; the bug
 shows as a hang, a heap-corruption abort or a SIGSEGV instead.
 
-    python tests/onednn_1x1_repro.py --size 64                          # library: ok
-    python tests/onednn_1x1_repro.py --size 64 --raw                    # AVX-512: SIGSEGV
-    ONEDNN_MAX_CPU_ISA=AVX2 python tests/onednn_1x1_repro.py --raw      # hangs
+    python tests/core/onednn_1x1_repro.py --size 64                          # library: ok
+    python tests/core/onednn_1x1_repro.py --size 64 --raw                    # AVX-512: SIGSEGV
+    ONEDNN_MAX_CPU_ISA=AVX2 python tests/core/onednn_1x1_repro.py --raw      # hangs
 """
 
 from __future__ import annotations

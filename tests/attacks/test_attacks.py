@@ -9,7 +9,6 @@ import os
 import pytest
 import torch
 import torchattacks
-from helpers import tiny_cnn
 from torch import nn
 
 from neurosens.attacks import (
@@ -32,24 +31,6 @@ from neurosens.data.images import synthetic
 
 
 @pytest.fixture(scope="module")
-def trained() -> nn.Module:
-    """A tiny CNN trained full-batch for 50 Adam steps on synthetic 16×16 images."""
-    return train_tiny()
-
-
-def train_tiny(steps: int = 50) -> nn.Module:
-    model = tiny_cnn()
-    x, y = synthetic(256, size=16, seed=0)[:]
-    opt = torch.optim.Adam(model.parameters(), 0.03)
-    for _ in range(steps):
-        loss = nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
-
-
-@pytest.fixture(scope="module")
 def batch() -> tuple[torch.Tensor, torch.Tensor]:
     return synthetic(128, size=16, seed=1)[:]
 
@@ -59,36 +40,36 @@ def acc(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return (model.eval()(x).argmax(1) == y).float().mean().item()
 
 
-def test_trained_model_is_a_useful_target(trained, batch):
+def test_trained_model_is_a_useful_target(trained_cnn, batch):
     x, y = batch
-    assert acc(trained, x, y) > 0.6
+    assert acc(trained_cnn, x, y) > 0.6
 
 
 # -- cross-checks against torchattacks (robust accuracy within 1 percentage point) ---------
 
 
-def test_fgsm_matches_torchattacks(trained, batch):
+def test_fgsm_matches_torchattacks(trained_cnn, batch):
     x, y = batch
-    ours = fgsm(trained, x, y, eps=0.05)
-    theirs = torchattacks.FGSM(trained, eps=0.05)(x, y)
-    assert abs(acc(trained, ours, y) - acc(trained, theirs, y)) <= 0.01
-    assert acc(trained, ours, y) < acc(trained, x, y) - 0.1
+    ours = fgsm(trained_cnn, x, y, eps=0.05)
+    theirs = torchattacks.FGSM(trained_cnn, eps=0.05)(x, y)
+    assert abs(acc(trained_cnn, ours, y) - acc(trained_cnn, theirs, y)) <= 0.01
+    assert acc(trained_cnn, ours, y) < acc(trained_cnn, x, y) - 0.1
 
 
 @pytest.mark.parametrize("norm,eps", [("linf", 0.05), ("l2", 1.0)])
-def test_pgd_matches_torchattacks(trained, batch, norm, eps):
+def test_pgd_matches_torchattacks(trained_cnn, batch, norm, eps):
     x, y = batch
     k = 10
     alpha = eps / math.sqrt(k)
-    ours = pgd(trained, x, y, eps=eps, steps=k, norm=norm)  # α = ε/√k by default
+    ours = pgd(trained_cnn, x, y, eps=eps, steps=k, norm=norm)  # α = ε/√k by default
     cls = torchattacks.PGD if norm == "linf" else torchattacks.PGDL2
-    theirs = cls(trained, eps=eps, alpha=alpha, steps=k, random_start=False)(x, y)
-    a_ours, a_theirs = acc(trained, ours, y), acc(trained, theirs, y)
+    theirs = cls(trained_cnn, eps=eps, alpha=alpha, steps=k, random_start=False)(x, y)
+    a_ours, a_theirs = acc(trained_cnn, ours, y), acc(trained_cnn, theirs, y)
     assert abs(a_ours - a_theirs) <= 0.01, (a_ours, a_theirs)
-    assert a_ours < acc(trained, x, y) - 0.2
+    assert a_ours < acc(trained_cnn, x, y) - 0.2
 
 
-def test_cw_matches_torchattacks_where_torchattacks_is_correct(trained, batch):
+def test_cw_matches_torchattacks_where_torchattacks_is_correct(trained_cnn, batch):
     """Images strictly inside (0, 1) and mixed-sign logits: the two must agree.
 
     torchattacks returns early when the batch cost rises at a checkpoint; lr = 0.003 keeps
@@ -96,11 +77,11 @@ def test_cw_matches_torchattacks_where_torchattacks_is_correct(trained, batch):
     """
     x, y = batch
     x = x.clamp(0.05, 0.95)
-    ours = cw_l2(trained, x, y, c0=1.0, binary_steps=1, steps=30, lr=0.003, abort_early=False)
-    theirs = torchattacks.CW(trained, c=1.0, kappa=0, steps=30, lr=0.003)(x, y)
-    a_ours, a_theirs = acc(trained, ours, y), acc(trained, theirs, y)
+    ours = cw_l2(trained_cnn, x, y, c0=1.0, binary_steps=1, steps=30, lr=0.003, abort_early=False)
+    theirs = torchattacks.CW(trained_cnn, c=1.0, kappa=0, steps=30, lr=0.003)(x, y)
+    a_ours, a_theirs = acc(trained_cnn, ours, y), acc(trained_cnn, theirs, y)
     assert abs(a_ours - a_theirs) <= 0.01, (a_ours, a_theirs)
-    assert a_ours < acc(trained, x, y) - 0.1
+    assert a_ours < acc(trained_cnn, x, y) - 0.1
 
 
 class Shifted(nn.Module):
@@ -114,11 +95,11 @@ class Shifted(nn.Module):
         return self.inner(x) - 1000.0
 
 
-def test_cw_all_negative_logits_torchattacks_bug(trained, batch):
+def test_cw_all_negative_logits_torchattacks_bug(trained_cnn, batch):
     """torchattacks' f() multiplies by a one-hot mask: with all logits < 0 it is 0 → no attack."""
     x, y = batch
     x = x.clamp(0.05, 0.95)
-    model = Shifted(trained).eval()
+    model = Shifted(trained_cnn).eval()
     clean = acc(model, x, y)
     theirs = torchattacks.CW(model, c=1.0, kappa=0, steps=30, lr=0.01)(x, y)
     ours = cw_l2(model, x, y, c0=1.0, binary_steps=1, steps=30, abort_early=False)
@@ -136,7 +117,11 @@ def test_cw_all_negative_logits_torchattacks_bug(trained, batch):
     assert float((ours - x)[correct].flatten(1).norm(dim=1).median()) > 0.1
     assert acc(model, ours, y) < clean - 0.1  # ours is unaffected by the shift
     assert acc(model, ours, y) == pytest.approx(
-        acc(trained, cw_l2(trained, x, y, c0=1.0, binary_steps=1, steps=30, abort_early=False), y)
+        acc(
+            trained_cnn,
+            cw_l2(trained_cnn, x, y, c0=1.0, binary_steps=1, steps=30, abort_early=False),
+            y,
+        )
     )
 
 
@@ -166,19 +151,19 @@ def test_cw_pixels_at_zero_or_one_torchattacks_bug():
     assert (ours - x).flatten(1).norm(dim=1).max() < 0.5  # ≈ minimal: √128 · 0.02 = 0.23
 
 
-def test_cw_binary_search_raises_c_after_failures(trained, batch):
+def test_cw_binary_search_raises_c_after_failures(trained_cnn, batch):
     x, y = batch
-    one = cw_l2(trained, x, y, c0=1e-3, binary_steps=1, steps=30)
-    three = cw_l2(trained, x, y, c0=1e-3, binary_steps=3, steps=30)  # c: 1e-3 → 1e-2 → 1e-1
-    assert acc(trained, three, y) < acc(trained, one, y)
+    one = cw_l2(trained_cnn, x, y, c0=1e-3, binary_steps=1, steps=30)
+    three = cw_l2(trained_cnn, x, y, c0=1e-3, binary_steps=3, steps=30)  # c: 1e-3 → 1e-2 → 1e-1
+    assert acc(trained_cnn, three, y) < acc(trained_cnn, one, y)
 
 
-def test_cw_returns_minimal_distortion_and_clean_when_failing(trained, batch):
+def test_cw_returns_minimal_distortion_and_clean_when_failing(trained_cnn, batch):
     x, y = batch
-    x_adv = cw_l2(trained, x, y, c0=1.0, binary_steps=2, steps=30)
+    x_adv = cw_l2(trained_cnn, x, y, c0=1.0, binary_steps=2, steps=30)
     with torch.no_grad():
-        fooled = trained(x_adv).argmax(1) != y
-        clean_wrong = trained(x).argmax(1) != y
+        fooled = trained_cnn(x_adv).argmax(1) != y
+        clean_wrong = trained_cnn(x).argmax(1) != y
     moved = (x_adv - x).flatten(1).abs().amax(1) > 1e-4
     assert not (moved & ~fooled).any()  # any moved example is adversarial
     l2 = (x_adv - x).flatten(1).norm(dim=1)
@@ -188,14 +173,14 @@ def test_cw_returns_minimal_distortion_and_clean_when_failing(trained, batch):
 # -- black-box attacks -----------------------------------------------------------------------
 
 
-def test_spsa_attacks_without_gradients(trained, batch):
+def test_spsa_attacks_without_gradients(trained_cnn, batch):
     x, y = batch[0][:32], batch[1][:32]
     g = torch.Generator().manual_seed(0)
-    x_adv = spsa(trained, x, y, eps=0.1, steps=10, samples=64, lr=0.02, generator=g)
+    x_adv = spsa(trained_cnn, x, y, eps=0.1, steps=10, samples=64, lr=0.02, generator=g)
     assert (x_adv - x).abs().amax() <= 0.1 + 1e-6
-    assert acc(trained, x_adv, y) < acc(trained, x, y) - 0.15
+    assert acc(trained_cnn, x_adv, y) < acc(trained_cnn, x, y) - 0.15
     again = spsa(
-        trained,
+        trained_cnn,
         x,
         y,
         eps=0.1,
@@ -207,33 +192,35 @@ def test_spsa_attacks_without_gradients(trained, batch):
     assert torch.equal(x_adv, again)  # seeded → reproducible
 
 
-def test_spsa_grouping_does_not_change_results(trained, batch):
+def test_spsa_grouping_does_not_change_results(trained_cnn, batch):
     x, y = batch[0][:8], batch[1][:8]
     kw = dict(eps=0.1, steps=3, samples=16, early_stop=False)
-    a = spsa(trained, x, y, chunk=16, generator=torch.Generator().manual_seed(1), **kw)
-    b = spsa(trained, x, y, chunk=16 * 8, generator=torch.Generator().manual_seed(1), **kw)
+    a = spsa(trained_cnn, x, y, chunk=16, generator=torch.Generator().manual_seed(1), **kw)
+    b = spsa(trained_cnn, x, y, chunk=16 * 8, generator=torch.Generator().manual_seed(1), **kw)
     # different grouping draws different samples but both must respect the threat model
     for xa in (a, b):
         assert (xa - x).abs().amax() <= 0.1 + 1e-6
 
 
-def test_nattack_attacks_without_gradients(trained, batch):
+def test_nattack_attacks_without_gradients(trained_cnn, batch):
     x, y = batch[0][:32], batch[1][:32]
     g = torch.Generator().manual_seed(0)
-    x_adv = nattack(trained, x, y, eps=0.1, steps=15, samples=50, sigma=0.1, lr=0.02, generator=g)
+    x_adv = nattack(
+        trained_cnn, x, y, eps=0.1, steps=15, samples=50, sigma=0.1, lr=0.02, generator=g
+    )
     assert (x_adv - x).abs().amax() <= 0.1 + 1e-6
-    assert acc(trained, x_adv, y) < acc(trained, x, y) - 0.15
+    assert acc(trained_cnn, x_adv, y) < acc(trained_cnn, x, y) - 0.15
 
 
-def test_nattack_leaves_misclassified_examples_alone(trained, batch):
+def test_nattack_leaves_misclassified_examples_alone(trained_cnn, batch):
     x = batch[0][:16]
     with torch.no_grad():
-        wrong = (trained(x).argmax(1) + 1) % 10  # labels every example already misses
-    x_adv = nattack(trained, x, wrong, eps=0.1, steps=5, samples=20)
+        wrong = (trained_cnn(x).argmax(1) + 1) % 10  # labels every example already misses
+    x_adv = nattack(trained_cnn, x, wrong, eps=0.1, steps=5, samples=20)
     assert (x_adv - x).abs().amax() < 1e-5  # stopped at μ₀ = 0 before any query batch
 
 
-def test_black_box_attacks_never_call_backward(trained, batch):
+def test_black_box_attacks_never_call_backward(trained_cnn, batch):
     x, y = batch[0][:4], batch[1][:4]
 
     class NoGrad(nn.Module):
@@ -245,8 +232,8 @@ def test_black_box_attacks_never_call_backward(trained, batch):
             assert not torch.is_grad_enabled(), "black-box attack used gradients"
             return self.m(xx)
 
-    spsa(NoGrad(trained), x, y, eps=0.1, steps=2, samples=8)
-    nattack(NoGrad(trained), x, y, eps=0.1, steps=2, samples=8)
+    spsa(NoGrad(trained_cnn), x, y, eps=0.1, steps=2, samples=8)
+    nattack(NoGrad(trained_cnn), x, y, eps=0.1, steps=2, samples=8)
 
 
 SLOW = pytest.mark.skipif(os.environ.get("NEUROSENS_SLOW") != "1", reason="NEUROSENS_SLOW=1")
@@ -256,25 +243,25 @@ SLOW = pytest.mark.skipif(os.environ.get("NEUROSENS_SLOW") != "1", reason="NEURO
     "eps",
     [0.08, pytest.param(0.05, marks=[pytest.mark.slow, SLOW])],  # 0.05: full cascade
 )
-def test_autoattack_at_least_as_strong_as_pgd(trained, batch, eps):
+def test_autoattack_at_least_as_strong_as_pgd(trained_cnn, batch, eps):
     x, y = batch[0][:16], batch[1][:16]
-    before = {k: v.clone() for k, v in trained.state_dict().items()}
+    before = {k: v.clone() for k, v in trained_cnn.state_dict().items()}
     rng = torch.get_rng_state()
-    trained.train()
-    x_aa = autoattack(trained, x, y, eps=eps, seed=0)
-    assert trained.training  # mode restored
+    trained_cnn.train()
+    x_aa = autoattack(trained_cnn, x, y, eps=eps, seed=0)
+    assert trained_cnn.training  # mode restored
     assert torch.equal(torch.get_rng_state(), rng)  # global RNG untouched
     assert (x_aa - x).abs().amax() <= eps + 1e-5
-    assert acc(trained, x_aa, y) <= acc(trained, pgd(trained, x, y, eps), y)
-    for k, v in trained.state_dict().items():
+    assert acc(trained_cnn, x_aa, y) <= acc(trained_cnn, pgd(trained_cnn, x, y, eps), y)
+    for k, v in trained_cnn.state_dict().items():
         assert torch.equal(v, before[k])
 
 
-def test_square_respects_budget(trained, batch):
+def test_square_respects_budget(trained_cnn, batch):
     x, y = batch[0][:16], batch[1][:16]
-    x_sq = square(trained, x, y, eps=0.1, n_queries=100, seed=0)
+    x_sq = square(trained_cnn, x, y, eps=0.1, n_queries=100, seed=0)
     assert (x_sq - x).abs().amax() <= 0.1 + 1e-5
-    assert acc(trained, x_sq, y) < acc(trained, x, y)
+    assert acc(trained_cnn, x_sq, y) < acc(trained_cnn, x, y)
 
 
 # -- Gaussian noise --------------------------------------------------------------------------
@@ -362,10 +349,10 @@ def test_comma_separated_names_and_duplicates():
         lambda m, x, y: pgd(m, x, y, 0.1, norm="l1"),
     ],
 )
-def test_bad_eps_or_norm_is_an_error(trained, batch, call):
+def test_bad_eps_or_norm_is_an_error(trained_cnn, batch, call):
     x, y = batch[0][:4], batch[1][:4]
     with pytest.raises(AttackError):
-        call(trained, x, y)
+        call(trained_cnn, x, y)
 
 
 @pytest.mark.parametrize(
@@ -379,12 +366,12 @@ def test_bad_eps_or_norm_is_an_error(trained, batch, call):
         lambda m, x, y: gaussian_noise(x, 0.1),
     ],
 )
-def test_images_outside_unit_range_are_an_error(trained, batch, call):
+def test_images_outside_unit_range_are_an_error(trained_cnn, batch, call):
     x, y = batch[0][:4], batch[1][:4]
     with pytest.raises(AttackError, match=r"\[0, 1\]"):
-        call(trained, x * 255, y)  # 0–255 images
+        call(trained_cnn, x * 255, y)  # 0–255 images
     with pytest.raises(AttackError, match=r"\[0, 1\]"):
-        call(trained, x - 0.5, y)  # normalised images
+        call(trained_cnn, x - 0.5, y)  # normalised images
 
 
 def test_bad_spec_values_are_errors():
@@ -398,18 +385,18 @@ def test_bad_spec_values_are_errors():
 
 @pytest.mark.slow
 @SLOW
-def test_paper_settings_black_box_not_stronger_than_white_box(trained, batch):
+def test_paper_settings_black_box_not_stronger_than_white_box(trained_cnn, batch):
     """Paper settings (Config ``spsa_*``, ``nattack_*``, ``cw_*``) on an honest model."""
     cfg = resolve("cpu")
     x, y = batch[0][:32], batch[1][:32]
     eps = 0.05
-    clean = acc(trained, x, y)
-    white = acc(trained, pgd(trained, x, y, eps, steps=cfg.pgd_steps), y)
+    clean = acc(trained_cnn, x, y)
+    white = acc(trained_cnn, pgd(trained_cnn, x, y, eps, steps=cfg.pgd_steps), y)
     g = torch.Generator().manual_seed(0)
     a_spsa = acc(
-        trained,
+        trained_cnn,
         spsa(
-            trained,
+            trained_cnn,
             x,
             y,
             eps,
@@ -422,9 +409,9 @@ def test_paper_settings_black_box_not_stronger_than_white_box(trained, batch):
         y,
     )
     a_nat = acc(
-        trained,
+        trained_cnn,
         nattack(
-            trained,
+            trained_cnn,
             x,
             y,
             eps,
@@ -437,9 +424,9 @@ def test_paper_settings_black_box_not_stronger_than_white_box(trained, batch):
         y,
     )
     a_cw = acc(
-        trained,
+        trained_cnn,
         cw_l2(
-            trained,
+            trained_cnn,
             x,
             y,
             c0=cfg.cw_c0,
