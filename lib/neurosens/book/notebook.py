@@ -11,6 +11,7 @@ print their ids, config hashes and seeds.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -25,6 +26,11 @@ from neurosens.models import build_model
 from neurosens.study.session import Session
 
 __all__ = ["setup"]
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings on a page name their type and message, not the machine's path to the code."""
+    print(f"{category.__name__}: {message}", file=file or sys.stderr)
 
 
 def _fail(msg: str) -> None:
@@ -52,8 +58,7 @@ def setup(
     layers: Iterable[str] = (),
 ) -> Session:
     """Validate notebook parameters and open a session (see module docstring)."""
-    # tqdm.auto falls back to text bars without ipywidgets; its warning is noise in the book
-    warnings.filterwarnings("ignore", message="IProgress not found")
+    warnings.showwarning = _show_warning
     if profile not in PROFILES:
         _fail(f"unknown profile {profile!r}: valid profiles are {', '.join(PROFILES)}")
     seeds = _literal("seeds", seeds)

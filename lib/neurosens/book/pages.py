@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from neurosens.book.scorecard import write_intro_summary, write_scorecard_page
-from neurosens.core.paths import project_root
+from neurosens.core.paths import display_path, project_root
 from neurosens.study.budget import write_budget_section
 from neurosens.study.settings import settings_table
 
@@ -56,9 +56,23 @@ def execute(
             cwd=str(root / "notebooks"),
             progress_bar=False,
         )
+        _relative_papermill_paths(out_dir / src.name)
         times[src.name] = time.perf_counter() - t0
         print(f"[book] {src.name}: {times[src.name]:.0f} s", flush=True)
     return times
+
+
+def _relative_papermill_paths(path: Path) -> None:
+    """papermill records the absolute input and output paths in the notebook's metadata:
+    make them relative to the repository root (no machine's path in the book)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    meta = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if meta.get(key):
+            meta[key] = display_path(Path(meta[key]))
+    nbformat.write(nb, path)
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:

@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from neurosens.attacks.base import AttackError, eval_mode
 from neurosens.attacks.registry import AttackSpec, attack_suite, make_spec

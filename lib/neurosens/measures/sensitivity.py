@@ -314,7 +314,7 @@ def sensitivity_under_attack(
 
     x' is never stored for more than one batch. Returns ``{layer: (C_l,) float64}``.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")

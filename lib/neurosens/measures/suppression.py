@@ -266,7 +266,7 @@ def suppression_sweep(
     Returns rows ``{"group": "sensitive"|"random", "beta", "attack", "accuracy",
     "accuracy_std"}`` (std over draws; 0 for the sensitive group).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     sens = {activation_layer(model, k): torch.as_tensor(v) for k, v in sensitive.items()}
     with eval_mode(model):

@@ -113,7 +113,7 @@ def per_target(
         k: length of Π^y and Γ^y (20 in the paper).
         n, batch_size, progress: subset size, batch size, tqdm bar.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     pen = model.penultimate
     fc = resolve_layer(model, model.classifier)

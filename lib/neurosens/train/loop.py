@@ -40,7 +40,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: in the book too (no ipywidgets there)
 
 from neurosens.core.config import Config
 from neurosens.core.distributed import Dist, convert_batchnorm, init_from_env, main_first, wrap
