@@ -364,21 +364,7 @@ def evaluate(
         AttackError: unknown attack name, ε ≤ 0, bad norm, images outside [0, 1].
     """
     model, config, run_id, store = resolve_model(model, config, run_id, store)
-    names = [attacks] if isinstance(attacks, AttackSpec) else attacks
-    if config is None:
-        if any(
-            not isinstance(a, AttackSpec) for a in ([names] if isinstance(names, str) else names)
-        ):
-            raise AttackError(
-                "evaluate needs config= to build named attacks (or a run id, whose config is used)"
-            )
-
-        config = _Config()
-    specs = attack_suite(config, names)
-    specs = [s for s in specs if s.name != "clean"]
-    if n_examples is not None and (not isinstance(n_examples, int) or n_examples < 1):
-        raise AttackError(f"n_examples must be a positive integer, got {n_examples!r}")
-    ns = {s.key: n_examples or s.n_default for s in specs}
+    config, specs, ns = _plan(config, attacks, n_examples)
     n_max = max(ns.values()) if specs else (n_examples or config.n_eval)
     if data is None:
         data = test_set(config, n_max)
@@ -415,41 +401,65 @@ def evaluate(
                 d,
             )
             flags[spec.key] = f
+            label = spec.label or spec.name
             rows.append(
-                {
-                    "attack": spec.label or spec.name,
-                    "name": spec.name,
-                    "key": spec.key,
-                    "kind": spec.kind,
-                    "norm": spec.norm,
-                    "eps": spec.eps,
-                    "n": n,
-                    "correct": int(f.sum()),
-                    "accuracy": float(f.mean()) if n else float("nan"),
-                    "seconds": round(secs, 3),
-                    "cached": cached,
-                }
+                _row(label, spec.name, spec.key, spec.kind, spec.norm, spec.eps, f, secs, cached)
             )
         k = min(len(f) for f in flags.values())
         worst = np.logical_and.reduce([f[:k] for f in flags.values()])
         flags["worst"] = worst
-        rows.append(
-            {
-                "attack": "worst",
-                "name": "worst",
-                "key": "worst",
-                "kind": "worst",
-                "norm": None,
-                "eps": None,
-                "n": k,
-                "correct": int(worst.sum()),
-                "accuracy": float(worst.mean()) if k else float("nan"),
-                "seconds": round(sum(r["seconds"] for r in rows), 3),
-                "cached": all(r["cached"] for r in rows),
-            }
-        )
+        secs = sum(r["seconds"] for r in rows)
+        cached = all(r["cached"] for r in rows)
+        rows.append(_row("worst", "worst", "worst", "worst", None, None, worst, secs, cached))
         msgs = self_checks(model, x, y, specs, flags, dev) if checks and d.main else []
         msgs = d.broadcast_object(msgs)
     for msg in msgs:
         warnings.warn(msg, GradientMaskingWarning, stacklevel=2)
     return EvalResult(pd.DataFrame(rows), flags, specs, msgs, n_max, seed, run_id)
+
+
+def _plan(
+    config: Config | None, attacks: Iterable[str | AttackSpec] | str, n_examples: int | None
+) -> tuple[Config, list[AttackSpec], dict[str, int]]:
+    """The config, the attack settings (without ``clean``) and each one's image count."""
+    names = [attacks] if isinstance(attacks, AttackSpec) else attacks
+    if config is None:
+        if any(
+            not isinstance(a, AttackSpec) for a in ([names] if isinstance(names, str) else names)
+        ):
+            raise AttackError(
+                "evaluate needs config= to build named attacks (or a run id, whose config is used)"
+            )
+        config = _Config()
+    specs = [s for s in attack_suite(config, names) if s.name != "clean"]
+    if n_examples is not None and (not isinstance(n_examples, int) or n_examples < 1):
+        raise AttackError(f"n_examples must be a positive integer, got {n_examples!r}")
+    return config, specs, {s.key: n_examples or s.n_default for s in specs}
+
+
+def _row(
+    attack: str,
+    name: str,
+    key: str,
+    kind: str,
+    norm: str | None,
+    eps: float | None,
+    f: np.ndarray,
+    seconds: float,
+    cached: bool,
+) -> dict[str, Any]:
+    """One row of :attr:`EvalResult.table` from an attack's per-example flags ``f``."""
+    n = len(f)
+    return {
+        "attack": attack,
+        "name": name,
+        "key": key,
+        "kind": kind,
+        "norm": norm,
+        "eps": eps,
+        "n": n,
+        "correct": int(f.sum()),
+        "accuracy": float(f.mean()) if n else float("nan"),
+        "seconds": round(seconds, 3),
+        "cached": cached,
+    }
