@@ -25,3 +25,11 @@ def test_data_command_offline_error(tmp_path, monkeypatch):
         r = subprocess.run([sys.executable, "-m", "neurosens", "data", "--offline"],
                            capture_output=True, text=True, env=env)  # fmt: skip
         assert r.returncode == 2 and "dataset-fashion-mnist" in r.stderr
+
+
+def test_flops_is_a_subcommand_of_the_one_tree(capsys):
+    from neurosens.cli.main import main
+
+    assert main(["flops"]) == 0
+    out = capsys.readouterr().out
+    assert "GMACs/img" in out and "measured on this machine" in out

@@ -1,4 +1,4 @@
-"""Command line: ``python -m neurosens {info,data,train,evaluate,book}``, one argparse tree.
+"""Command line: ``python -m neurosens {info,data,flops,train,evaluate,book}``, one tree.
 
 :data:`COMMANDS` maps each sub-command to (help, add_arguments, run); ``train``,
 ``evaluate`` and ``book`` are defined in their own modules of this package.
@@ -24,6 +24,7 @@ from neurosens.data.images import (
     provision_fashion_mnist,
 )
 from neurosens.store.artifacts import ArtifactStore, provenance
+from neurosens.study.flops import cpu_measurements, markdown_table
 
 __all__ = ["COMMANDS", "main"]
 
@@ -100,6 +101,15 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="imagenet200: destination (default <data>/imagenet200)")
 
 
+def cmd_flops(_args: argparse.Namespace) -> int:
+    """The FLOPs / GPU-hour table of book/reproduce.md and this machine's measured rates."""
+    print(markdown_table())
+    print("\nmeasured on this machine (cpu profile, best epoch of each run):")
+    for r in cpu_measurements():
+        print(f"  {r['run']:<34} {r['images_per_second']:7.0f} img/s  {r['gflops']:6.1f} GFLOP/s")
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
 
     try:
@@ -147,6 +157,7 @@ COMMANDS: dict[str, Command] = {
         add_data_arguments,
         cmd_data,
     ),
+    "flops": ("print FLOPs and GPU-hour estimates of the study", lambda p: None, cmd_flops),
     **train.COMMANDS,
     **evaluate.COMMANDS,
     **book.COMMANDS,

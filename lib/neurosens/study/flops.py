@@ -32,7 +32,7 @@ every attack pass in fp32 with TF32 convolutions (156 TFLOP/s, PyTorch's default
 cuDNN convolutions); the pessimistic column puts everything at the plain fp32 peak
 (19.5 TFLOP/s). These are estimates from FLOP counts, not measurements.
 
-    python -m neurosens.study.flops          # the table of book/reproduce.md
+    python -m neurosens flops                # the table of book/reproduce.md
 """
 
 from __future__ import annotations
@@ -351,14 +351,3 @@ def _zoo_flops(profile: str) -> float:
         t, a = run_flops(c, 2.0 * model_macs(c) if c.method == "cas" else f)
         total += t + a
     return total
-
-
-def main() -> None:  # pragma: no cover - prints the table
-    print(markdown_table())
-    print("\nmeasured on this machine (cpu profile, best epoch of each run):")
-    for r in cpu_measurements():
-        print(f"  {r['run']:<34} {r['images_per_second']:7.0f} img/s  {r['gflops']:6.1f} GFLOP/s")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
