@@ -43,6 +43,7 @@ __all__ = [
     "ImageSet",
     "first_n",
     "load_dataset",
+    "loader_workers",
     "provision_fashion_mnist",
     "seeded_subset",
 ]
@@ -257,7 +258,7 @@ def imagenet200_folder(
     return datasets.ImageFolder(str(folder), transform=transforms.Compose(ops))
 
 
-def _loader_workers() -> int:
+def loader_workers() -> int:
     """DataLoader worker processes: ``$NEUROSENS_WORKERS``, else min(8, cores)."""
     return int(os.environ.get("NEUROSENS_WORKERS", min(8, os.cpu_count() or 1)))
 
@@ -276,7 +277,7 @@ def load_imagenet200_eval(
 
     folder = imagenet200_folder("val", image_size, root, as_uint8=True)
     idx = imagenet200_order(len(folder))[positions].tolist()
-    loader = DataLoader(Subset(folder, idx), batch_size=64, num_workers=_loader_workers())
+    loader = DataLoader(Subset(folder, idx), batch_size=64, num_workers=loader_workers())
     xs, ys = [], []
     for x, y in loader:
         xs.append(x)
@@ -353,7 +354,7 @@ def train_images(config: Config, n: int, seed: int) -> ImageSet:
         pick = torch.randperm(len(src), generator=torch.Generator().manual_seed(seed))[:n]
     idx = [src.indices[i] for i in pick.sort().values.tolist()]
     xs, ys = [], []
-    for x, y in DataLoader(Subset(folder, idx), batch_size=64, num_workers=_loader_workers()):
+    for x, y in DataLoader(Subset(folder, idx), batch_size=64, num_workers=loader_workers()):
         xs.append(x)
         ys.append(y)
     return ImageSet(torch.cat(xs), torch.cat(ys).long(), src.classes, "imagenet200")

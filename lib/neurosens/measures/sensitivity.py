@@ -45,6 +45,7 @@ from neurosens.models.probe import resolve_layer
 __all__ = [
     "Attack",
     "SensitivityAccumulator",
+    "StreamHooks",
     "model_device",
     "neuron_sensitivity",
     "sensitive_neurons",
@@ -169,7 +170,7 @@ class SensitivityAccumulator:
         return out
 
 
-class _StreamHooks:
+class StreamHooks:
     """Forward hooks that reduce each layer of a ``cat([x, x'])`` pass inside the hook.
 
     Each hook turns its layer's output into (B, C) per-example terms at once, so no
@@ -204,7 +205,7 @@ class _StreamHooks:
 
         return hook
 
-    def __enter__(self) -> _StreamHooks:
+    def __enter__(self) -> StreamHooks:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -281,7 +282,7 @@ def neuron_sensitivity(
         raise ValueError(f"x has {len(x)} images but x_adv has {len(x_adv)}")
     acc = SensitivityAccumulator(layers, ratio=ratio)
     dev = model_device(model)
-    with eval_mode(model), _StreamHooks(model, acc) as hooks:
+    with eval_mode(model), StreamHooks(model, acc) as hooks:
         for s in range(0, len(x), batch_size):
             xb = x[s : s + batch_size].to(dev)
             ab = x_adv[s : s + batch_size].to(dev)
@@ -324,7 +325,7 @@ def sensitivity_under_attack(
     acc = SensitivityAccumulator(layers, ratio=ratio)
     dev = model_device(model)
     bar = tqdm(total=total, desc="sensitivity", unit="img", disable=not progress)
-    with eval_mode(model), _StreamHooks(model, acc) as hooks:
+    with eval_mode(model), StreamHooks(model, acc) as hooks:
         for s in range(0, total, batch_size):
             xb, yb = images[slice(s, min(s + batch_size, total))]
             xb, yb = xb.to(dev), yb.to(dev)

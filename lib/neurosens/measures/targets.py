@@ -38,7 +38,7 @@ from neurosens.measures.importance import (
     voted_neurons,
     weighted_votes,
 )
-from neurosens.measures.sensitivity import SensitivityAccumulator, _StreamHooks, model_device, top_k
+from neurosens.measures.sensitivity import SensitivityAccumulator, StreamHooks, model_device, top_k
 from neurosens.measures.similarity import (
     avg_pair_levenshtein,
     levenshtein_paper,
@@ -127,7 +127,7 @@ def per_target(
     phi_sum: torch.Tensor | None = None
     rho: torch.Tensor | None = None
     bar = tqdm(total=len(ds), desc=f"target {target}", unit="img", disable=not progress)
-    with eval_mode(model), _StreamHooks(model, acc, keep=[pen]) as hooks:
+    with eval_mode(model), StreamHooks(model, acc, keep=[pen]) as hooks:
         for s in range(0, len(ds), batch_size):
             x, _ = ds[slice(s, s + batch_size)]
             x = x.to(dev)

@@ -24,7 +24,7 @@ import torch
 
 from neurosens.core.config import Config
 from neurosens.core.distributed import Dist
-from neurosens.data.images import FolderSource, _loader_workers, augment_crop_flip
+from neurosens.data.images import FolderSource, augment_crop_flip, loader_workers
 
 __all__ = ["batches_per_epoch", "epoch_batches", "local_batch"]
 
@@ -82,7 +82,7 @@ def _folder_batches(
         drop_last=True,
     )
     sampler.set_epoch(epoch)
-    workers = _loader_workers()
+    workers = loader_workers()
     loader = DataLoader(
         data.dataset,
         batch_size=b,
