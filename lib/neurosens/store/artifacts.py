@@ -30,7 +30,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from neurosens.core.config import Config
-from neurosens.core.paths import artifacts_root, project_root
+from neurosens.core.paths import artifacts_root, display_path, project_root
 from neurosens.core.profiles import profile_defaults
 from neurosens.core.runtime import to_memory_format
 from neurosens.models import build_model
@@ -264,6 +264,6 @@ class ArtifactStore:
         if self.exists(config.run_id):
             return config.run_id
         raise ArtifactMissing(
-            f"artifact {config.run_id} is missing from {self.root} and training is not "
-            f"allowed here. Produce it with:\n  {train_command(config)}"
+            f"artifact {config.run_id} is missing from {display_path(self.root)} and training "
+            f"is not allowed here. Produce it with:\n  {train_command(config)}"
         )

@@ -51,10 +51,8 @@ from neurosens.data.images import train_source
 from neurosens.defences import Context, Method
 from neurosens.store.artifacts import (
     ArtifactError,
-    ArtifactMissing,
     ArtifactStore,
     train_allowed,
-    train_command,
 )
 from neurosens.train.batches import batches_per_epoch, epoch_batches, local_batch
 from neurosens.train.checkpoint import (
@@ -385,10 +383,7 @@ def get_model(
     store = store or ArtifactStore()
     if not store.exists(config.run_id):
         if not train_allowed(allow_train):
-            raise ArtifactMissing(
-                f"artifact {config.run_id} is missing from {store.root} and training is not "
-                f"allowed here. Produce it with:\n  {train_command(config)}"
-            )
+            store.require(config)  # raises ArtifactMissing with the command
         train(
             config,
             allow_train=True,
