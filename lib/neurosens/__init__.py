@@ -19,11 +19,12 @@ if TYPE_CHECKING:
     from neurosens.core.config import Config
 
 
-def load_model(run_id: str, device: str | None = None) -> torch.nn.Module:
-    """Load a stored model in eval mode; it takes images in [0, 1] (public contract)."""
-    from neurosens.store.artifacts import ArtifactStore
+def load_model(run: Config | str, **kwargs: Any) -> torch.nn.Module:
+    """A run's model in eval mode, images in [0, 1] in (public contract): see
+    :func:`neurosens.train.loop.load_model`, the one loader the notebooks and the CLI use."""
+    from neurosens.train.loop import load_model as _load  # lazy: `import neurosens` stays light
 
-    return ArtifactStore().load_model(run_id, device=device)
+    return _load(run, **kwargs)
 
 
 def resolve(profile: str = "cpu", **overrides: Any) -> Config:

@@ -101,14 +101,15 @@ def session(artifacts):
 
 def test_sensitivity_profile_is_cached(session, artifacts, capsys):
     layers = ["conv1", "conv13"]
-    a = analyses.sensitivity_profile(session, "vanilla", 0, layers, n=4)
+    run = session.config_for("vanilla", 0)
+    a = analyses.sensitivity_profile(session, run, layers, n=4)
     assert "computing" in capsys.readouterr().out
     files = list(artifacts.glob("*vanilla*/analysis/sensitivity-*.json"))
     assert len(files) == 1
-    b = analyses.sensitivity_profile(session, "vanilla", 0, layers, n=4)
+    b = analyses.sensitivity_profile(session, run, layers, n=4)
     assert "hit" in capsys.readouterr().out
     assert a == b and len(a["conv1"]) == 4 and all(v >= 0 for v in a["conv13"])
-    c = analyses.sensitivity_profile(session, "vanilla", 0, layers, n=4, eps=0.01)
+    c = analyses.sensitivity_profile(session, run, layers, n=4, eps=0.01)
     assert c != a  # ε is part of the key
     assert len(list(artifacts.glob("*vanilla*/analysis/sensitivity-*.json"))) == 2
     assert session.used  # the footer knows which runs were used

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neurosens.analyses import claims, stats, tables, zoo_profiles
+from neurosens.analyses import claims, profiles, stats, tables
 from neurosens.analyses.stats import wilson
 from neurosens.attacks import AttackError, make_spec
 from neurosens.core.config import resolve
@@ -224,7 +224,7 @@ def test_verdict_lower_sign_test():
 def test_layer_means_order():
     # cached profiles come back with sorted keys (conv10 before conv2): forward order again
     f = sens_frame([1, 2, 3], [3, 4, 5], ["conv10", "conv2", "conv9"])
-    m = zoo_profiles.layer_means(f)
+    m = profiles.layer_means(f)
     assert m[m["method"] == "sns"]["layer"].tolist() == ["conv2", "conv9", "conv10"]
     assert m[m["method"] == "sns"]["sigma"].tolist() == [2, 3, 1]
 

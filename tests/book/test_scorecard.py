@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from neurosens.analyses.claims import Claim
 from neurosens.book import scorecard
 
 
@@ -23,7 +24,7 @@ def _notebook(path, records):
 
 
 def _rec(verdict, ours="x"):
-    return scorecard.verdict_record(ours, "p", verdict, "why")
+    return Claim(ours, "p", verdict, "why").record()
 
 
 def test_collect_and_pages(tmp_path):
@@ -42,10 +43,16 @@ def test_collect_and_pages(tmp_path):
     assert "Not yet run:" in text
 
 
+def test_a_glued_record_with_an_unknown_verdict_fails(tmp_path):
+    _notebook(tmp_path / "02-a.ipynb", {"C1": {**_rec("holds"), "verdict": "probably"}})
+    with pytest.raises(ValueError, match="verdict must be"):
+        scorecard.collect_claims(tmp_path)
+
+
 def test_summary_without_records_and_bad_verdict(tmp_path):
     assert "no claim" in scorecard.summary_text({})
     with pytest.raises(ValueError, match="verdict must be"):
-        scorecard.verdict_record("a", "b", "maybe", "c")
+        Claim("a", "b", "maybe", "c")
     intro = tmp_path / "intro.md"
     intro.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):

@@ -19,7 +19,7 @@ from neurosens.defences.pat import pat_forward
 from neurosens.defences.sns import sns_loss
 from neurosens.models import build_model
 from neurosens.store.artifacts import ArtifactStore
-from neurosens.train import train, vanilla_config
+from neurosens.train import load_model, train, vanilla_config
 
 TINY = tiny_run(epochs=3)
 
@@ -133,7 +133,7 @@ def test_cas_model_round_trips_through_the_store(tmp_path):
     c = cfg("cas", epochs=1)
     s = ArtifactStore(tmp_path)
     train(c, allow_train=True, store=s, progress=False)
-    model = s.load_model(c.run_id)
+    model = load_model(c.run_id, store=s, progress=False)
     assert "cas.conv13.fc.weight" in s.load_state(c.run_id)
     assert model(torch.rand(2, 1, 32, 32)).shape == (2, 10)
 
@@ -186,8 +186,8 @@ def test_sns_reduces_sensitivity_of_its_selected_neurons(store):
 
     c = cfg("sns")
     train(c, allow_train=True, store=store, progress=False)
-    sns = store.load_model(c.run_id)
-    vanilla = store.load_model(vanilla_config(c).run_id)
+    sns = load_model(c.run_id, store=store, progress=False)
+    vanilla = load_model(vanilla_config(c).run_id, store=store, progress=False)
     chosen = store.read_json(c.run_id, "sensitive_neurons.json")["neurons"]
     x, y = test_set(c, 128)[:]
     sigma = {}

@@ -18,6 +18,7 @@ from neurosens.evaluation.checks import GradientMaskingWarning, self_checks
 from neurosens.evaluation.harness import evaluate
 from neurosens.evaluation.sweeps import pgd_sweep
 from neurosens.store.artifacts import ArtifactStore
+from neurosens.train import load_model
 
 
 @pytest.fixture(scope="module")
@@ -328,7 +329,7 @@ def test_cli_evaluate_command(tmp_path, monkeypatch, capsys):
     assert main(["evaluate", "--run", run_id, "--attacks", "fgsm,bogus", "--n", "16"]) == 2
     assert "unknown attack 'bogus'" in capsys.readouterr().err
     # a plain fgsm through evaluate equals the stored flags
-    model = store.load_model(run_id)
+    model = load_model(run_id, store=store, progress=False)
     x, y = synthetic(256, seed=1)[:16]
     with torch.no_grad():
         ok = (model(fgsm(model, x, y, config.eps_fgsm)).argmax(1) == y) & (model(x).argmax(1) == y)

@@ -6,15 +6,16 @@ import pytest
 import torch
 from torch import nn
 
+from neurosens.attacks.registry import as_attack, make_spec
+from neurosens.core.config import resolve
 from neurosens.data.images import ImageSet
+from neurosens.measures.accuracy import flags
 from neurosens.measures.suppression import (
     Suppressed,
-    accuracy,
     activation_layer,
-    gaussian_noise,
     random_nonsensitive,
     suppress,
-    suppression_sweep,
+    suppression_flags,
 )
 
 
@@ -98,16 +99,23 @@ def test_sweep_rows_and_beta_one_is_vanilla(tiny_vgg):
         tuple(str(i) for i in range(10)),
         "t",
     )
-    attacks = {"clean": lambda _m, x, _y: x, "gaussian": gaussian_noise(0.1)}
-    rows = suppression_sweep(
-        tiny_vgg, imgs, {"conv2": torch.tensor([0])}, [1.0, 0.0], attacks, draws=2,
-        progress=False,
-    )  # fmt: skip
-    assert len(rows) == 2 * 2 * 2
-    base = accuracy(tiny_vgg, imgs, attacks["clean"])
+    cfg = resolve("smoke", dataset="synthetic")
+
+    def attacks():
+        names = {"clean": "clean", "gaussian": "gauss3"}
+        return {col: as_attack(make_spec(name, cfg)) for col, name in names.items()}
+
+    rows = suppression_flags(
+        tiny_vgg, imgs, {"conv2": torch.tensor([0])}, [1.0, 0.0], attacks, draws=2
+    )
+    # (sensitive + 2 draws) × 2 β × 2 attacks
+    assert len(rows) == 3 * 2 * 2 and {r["group"] for r in rows} == {"sensitive", "random"}
+    base = flags(tiny_vgg, imgs)
+    noisy = flags(tiny_vgg, imgs, attacks()["gaussian"])
     for r in rows:
-        if r["beta"] == 1.0 and r["attack"] == "clean":
-            assert r["accuracy"] == base and r["accuracy_std"] == 0.0
+        assert r["flags"].shape == (6,)
+        if r["beta"] == 1.0:  # β = 1 is the unmodified model, and every group sees one noise
+            assert (r["flags"] == (base if r["attack"] == "clean" else noisy)).all()
     # β = 0 on every channel of relu2 zeroes block 2 onward: the logits no longer
     # depend on the input
     x = imgs[slice(0, 6)][0]

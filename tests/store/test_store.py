@@ -54,7 +54,7 @@ def test_sha_mismatch_names_file(artifacts):
     blob[-1] ^= 0xFF
     path.write_bytes(bytes(blob))
     with pytest.raises(ArtifactError, match=r"model\.safetensors: sha256 mismatch"):
-        store.load_model(run_id)
+        store.load_state(run_id)
 
 
 def test_truncated_file(artifacts):
@@ -62,7 +62,7 @@ def test_truncated_file(artifacts):
     path = artifacts / run_id / "model.safetensors"
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ArtifactError, match=r"model\.safetensors.*truncated"):
-        store.load_model(run_id)
+        store.load_state(run_id)
 
 
 def test_truncated_json(artifacts):

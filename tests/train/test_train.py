@@ -17,7 +17,7 @@ from helpers import tiny_run
 from neurosens import resolve
 from neurosens.core.errors import ConfigError
 from neurosens.store.artifacts import ArtifactMissing, ArtifactStore
-from neurosens.train import CHECKPOINT, get_model, lr_at, prepare_run, train, vanilla_config
+from neurosens.train import CHECKPOINT, load_model, lr_at, prepare_run, train, vanilla_config
 from neurosens.train.freeze import freeze_except, frozen_norms, set_train_mode
 
 TINY = tiny_run(epochs=2)
@@ -74,10 +74,10 @@ def test_training_needs_explicit_permission(artifacts, monkeypatch):
     with pytest.raises(ArtifactMissing, match="python -m neurosens train --profile smoke"):
         train(c, progress=False)
     with pytest.raises(ArtifactMissing, match="NEUROSENS_ALLOW_TRAIN=1"):
-        get_model(c, progress=False)
+        load_model(c, progress=False)
     assert not (artifacts / c.run_id).exists()
     monkeypatch.setenv("NEUROSENS_ALLOW_TRAIN", "1")
-    model = get_model(c.replace(epochs=1), progress=False)
+    model = load_model(c.replace(epochs=1), progress=False)
     assert not model.training
 
 

@@ -2,8 +2,10 @@
 
 One submodule per notebook: :mod:`.layer_profiles` (01), :mod:`.per_target` (02–03),
 :mod:`.regions` (02), :mod:`.suppression_effects` (04), :mod:`.ratio` (05); :mod:`.common`
-holds what they share, :mod:`.stats` the tests, :mod:`.tables` notebooks 06–08. Everything
-public of the first six is re-exported here.
+holds what they share, :mod:`.profiles` the cached σ profiles (01, 02, 04, 06, 08),
+:mod:`.stats` the tests, :mod:`.claims` the claim type and the verdict rules, and
+:mod:`.tables`, :mod:`.sweeps`, :mod:`.zoo_profiles` notebooks 06–08. Everything public of
+the notebook 01–05 modules and of :mod:`.profiles` is re-exported here.
 
 Paper: Zhang, Liu et al., IEEE TIP 2021. Each function here is what one notebook cell
 needs: it loads the run's model through the page's
@@ -20,17 +22,18 @@ Sizes: :func:`n_for` resolves the number of test images per analysis from the pr
 the first execution of every notebook near 10 CPU-minutes.
 
 Example:
-    >>> ctx = setup(profile="cpu", seeds=[0])                               # doctest: +SKIP
-    >>> sens = sensitivity_profile(ctx, "vanilla", 0, ["conv1"], n=2000)    # doctest: +SKIP
-    >>> sens["conv1"][:3]                                                   # doctest: +SKIP
+    >>> ctx = setup(profile="cpu", seeds=[0])                          # doctest: +SKIP
+    >>> run = ctx.config_for("vanilla", 0)                              # doctest: +SKIP
+    >>> sens = sensitivity_profile(ctx, run, ["conv1"], n=2000)         # doctest: +SKIP
+    >>> sens["conv1"][:3]                                              # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+from neurosens.analyses.claims import Claim
 from neurosens.analyses.common import (
     ANALYSIS_VERSION,
     SIZES,
-    Claim,
     class_names,
     n_for,
     neuron_groups,
@@ -39,10 +42,7 @@ from neurosens.analyses.common import (
 from neurosens.analyses.layer_profiles import (
     accuracy_table,
     c6_verdict,
-    collect_sensitivity,
-    layer_means,
     pair_statistics,
-    sensitivity_profile,
     table1_summary,
 )
 from neurosens.analyses.per_target import (
@@ -52,11 +52,18 @@ from neurosens.analyses.per_target import (
     importance_rows,
     target_results,
 )
+from neurosens.analyses.profiles import (
+    collect_sensitivity,
+    layer_means,
+    sensitivity_frame,
+    sensitivity_profile,
+)
 from neurosens.analyses.ratio import (
     c7_verdict,
     c8_verdict,
     c9_verdict,
     collect_ratio,
+    conv_relu_layers,
     ratio_summary,
     ratio_sweep,
 )
@@ -85,6 +92,7 @@ __all__ = [
     "class_names",
     "collect_ratio",
     "collect_sensitivity",
+    "conv_relu_layers",
     "depth_rows",
     "importance_rows",
     "iou_groups",
@@ -97,6 +105,7 @@ __all__ = [
     "ratio_summary",
     "ratio_sweep",
     "roi_figure_data",
+    "sensitivity_frame",
     "sensitivity_profile",
     "suppression_flags",
     "suppression_summary",

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
-from neurosens.attacks import pgd
 from neurosens.data.images import test_set
 from neurosens.measures.sensitivity import top_k
 
@@ -50,19 +47,6 @@ def n_for(kind: str, config: Config, n_examples: int | None = None) -> int:
     return min(sizes[kind], config.n_eval) if sizes else config.n_eval
 
 
-@dataclass(frozen=True)
-class Claim:
-    """A computed claim record: pass ``claim.record()`` to ``report.glue_claim``."""
-
-    ours: str
-    paper: str
-    verdict: str
-    why: str
-
-    def record(self) -> dict[str, str]:
-        return {"ours": self.ours, "paper": self.paper, "verdict": self.verdict, "why": self.why}
-
-
 def class_names(config: Config) -> tuple[str, ...]:
     """The class names of the config's dataset (e.g. Fashion-MNIST's ten)."""
     return eval_images(config, 1).classes
@@ -86,15 +70,6 @@ def neuron_groups(
     return {"sensitive": ranked[:g], "vanilla": ranked[::-1][:g]}
 
 
-def share_verdict(k: int, total: int) -> str:
-    """all → holds, at least half → partly, else does not hold (0 units → untestable)."""
-    if total == 0:
-        return "untestable"
-    if k == total:
-        return "holds"
-    return "partly" if 2 * k >= total else "does not hold"
-
-
 def eval_images(config: Config, n: int) -> Any:
 
     return test_set(config, n)
@@ -102,11 +77,3 @@ def eval_images(config: Config, n: int) -> Any:
 
 def to_tensors(d: Mapping[str, Sequence[float]]) -> dict[str, torch.Tensor]:
     return {k: torch.tensor(v, dtype=torch.float64) for k, v in d.items()}
-
-
-def pgd_attack(cfg: Config, eps: float) -> Any:
-
-    def attack(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return pgd(m, x, y, eps, steps=cfg.pgd_steps, norm="linf")
-
-    return attack

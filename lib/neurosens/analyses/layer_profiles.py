@@ -12,7 +12,7 @@ import torch
 from scipy import stats as st
 from torch import nn
 
-from neurosens.analyses.common import ANALYSIS_VERSION, Claim, eval_images, share_verdict
+from neurosens.analyses.claims import Claim, share_verdict
 from neurosens.attacks.base import eval_mode
 from neurosens.attacks.registry import AttackSpec, make_spec
 from neurosens.core.profiles import paper_eps
@@ -20,10 +20,8 @@ from neurosens.evaluation.harness import evaluate
 from neurosens.measures.sensitivity import (
     SensitivityAccumulator,
     model_device,
-    sensitivity_under_attack,
 )
 from neurosens.models.probe import capture
-from neurosens.store.cache import cached
 from neurosens.study.paper import table
 
 if TYPE_CHECKING:
@@ -68,83 +66,6 @@ def pair_statistics(
             acc_s.update(a_c, a_a)
             acc_r.update(a_c, a_a)
     return {"sigma": acc_s.result(), "ratio": acc_r.result()}
-
-
-def _spec_attack(spec: Any, seed: int) -> Any:
-    """An AttackSpec as ``attack(model, x, y)``; random specs get a seeded generator."""
-    g = torch.Generator().manual_seed(seed)
-
-    def attack(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return spec.run(m, x, y, generator=g, seed=seed)
-
-    return attack
-
-
-def sensitivity_profile(
-    ctx: Session,
-    method: str,
-    seed: int,
-    layers: Sequence[str],
-    *,
-    n: int,
-    attack: str = "pgd_linf",
-    eps: float | None = None,
-) -> dict[str, list[float]]:
-    """Neuron sensitivity σ (Eq. 1) of every neuron of ``layers``, cached per run.
-
-    Args:
-        ctx: the notebook session (loads the model of ``method``/``seed``).
-        layers: layer names; n: the first ``n`` test images.
-        attack: registry name of the attack that makes x' (white-box against this model);
-            ``eps`` overrides its ε (in [0, 1] units).
-
-    Returns ``{layer: [σ per neuron]}``.
-    """
-
-    cfg = ctx.config_for(method, seed)
-    spec = make_spec(attack, cfg)
-    if eps is not None:
-        spec = spec.replace(eps=float(eps))
-    model = ctx.model(method, seed=seed)
-    params = dict(v=ANALYSIS_VERSION, layers=list(layers), n=n, attack=spec.describe(), seed=seed)
-
-    def compute() -> dict[str, Any]:
-        images = eval_images(cfg, n)
-        return sensitivity_under_attack(
-            model, images, list(layers), _spec_attack(spec, seed), n=n, progress=False
-        )
-
-    return cached(cfg.run_id, "sensitivity", params, compute)
-
-
-def collect_sensitivity(
-    ctx: Session,
-    labels: Mapping[str, str],
-    seeds: Sequence[int],
-    layers: Sequence[str],
-    *,
-    n: int,
-    attack: str = "pgd_linf",
-) -> dict[tuple[str, int], dict[str, list[float]]]:
-    """:func:`sensitivity_profile` for every method (``labels``: method → display name) and
-    seed: ``{(label, seed): {layer: σ}}``."""
-    return {
-        (label, s): sensitivity_profile(ctx, method, s, layers, n=n, attack=attack)
-        for method, label in labels.items()
-        for s in seeds
-    }
-
-
-def layer_means(
-    sens: Mapping[tuple[str, int], Mapping[str, Sequence[float]]], layers: Sequence[str]
-) -> pd.DataFrame:
-    """Tidy mean σ per (model, seed, layer) from ``{(model, seed): {layer: σ}}``."""
-    rows = [
-        dict(model=m, seed=s, layer=layer, depth=i + 1, mean=float(np.nanmean(d[layer])))
-        for (m, s), d in sens.items()
-        for i, layer in enumerate(layers)
-    ]
-    return pd.DataFrame(rows)
 
 
 def c6_verdict(

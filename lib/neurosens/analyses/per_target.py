@@ -11,13 +11,8 @@ import pandas as pd
 import torch
 from scipy import stats as st
 
-from neurosens.analyses.common import (
-    ANALYSIS_VERSION,
-    Claim,
-    eval_images,
-    share_verdict,
-    to_tensors,
-)
+from neurosens.analyses.claims import Claim, share_verdict
+from neurosens.analyses.common import ANALYSIS_VERSION, eval_images, to_tensors
 from neurosens.measures.targets import TargetResult, depth_table, importance_table, per_target
 from neurosens.store.cache import cached
 from neurosens.study.paper import reported

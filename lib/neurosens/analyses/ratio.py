@@ -9,18 +9,15 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy import stats as st
+from torch import nn
 
-from neurosens.analyses.common import (
-    ANALYSIS_VERSION,
-    Claim,
-    eval_images,
-    pgd_attack,
-    share_verdict,
-)
+from neurosens.analyses.claims import Claim, share_verdict
+from neurosens.analyses.common import ANALYSIS_VERSION, eval_images
 from neurosens.analyses.layer_profiles import pair_statistics
-from neurosens.attacks.noise import gaussian_noise
+from neurosens.attacks.registry import as_attack, make_spec
 from neurosens.core.profiles import paper_eps
 from neurosens.measures.sensitivity import top_k
+from neurosens.measures.suppression import activation_layer
 from neurosens.store.cache import cached
 from neurosens.study.paper import reported
 
@@ -28,6 +25,13 @@ if TYPE_CHECKING:
     from neurosens.study.session import Session
 
 # -- Section V-B: sensitivity ratio ----------------------------------------------------------
+
+
+def conv_relu_layers(model: nn.Module) -> list[str]:
+    """Each conv layer followed by the post-activation layer of its neurons, in forward order
+    (VGG-16: conv1, relu1, …, conv13, relu13; :func:`activation_layer`)."""
+    pairs = ((c, activation_layer(model, c)) for c in model.conv_layers)
+    return [name for pair in pairs for name in dict.fromkeys(pair)]
 
 
 def ratio_sweep(
@@ -60,16 +64,11 @@ def ratio_sweep(
     def compute() -> list[dict[str, Any]]:
 
         images = eval_images(cfg, n)
-        settings = [("pgd", e, pgd_attack(cfg, paper_eps(e, "linf", cfg.profile)))
+        pgd_spec = make_spec("pgd_linf", cfg)
+        settings = [("pgd", e, as_attack(pgd_spec.replace(eps=paper_eps(e, "linf", cfg.profile))))
                     for e in eps_paper]  # fmt: skip
-        for sev in severities:
-            g = torch.Generator().manual_seed(seed)
-            sigma = cfg.noise_sigmas[sev - 1]
-
-            def noise(_m, x, _y, g=g, sigma=sigma):  # type: ignore[no-untyped-def]
-                return gaussian_noise(x.cpu(), sigma, generator=g).to(x.device)
-
-            settings.append(("gaussian", sev, noise))
+        settings += [("gaussian", sev, as_attack(make_spec(f"gauss{sev}", cfg), seed))
+                     for sev in severities]  # fmt: skip
         rows = []
         for kind, level, attack in settings:
             res = pair_statistics(model, images, layers, attack, n=n)

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from neurosens.analyses.common import ANALYSIS_VERSION, Claim, eval_images, pgd_attack
+from neurosens.analyses.claims import Claim
+from neurosens.analyses.common import ANALYSIS_VERSION, eval_images
 from neurosens.analyses.stats import null_quantile_test
+from neurosens.attacks.registry import as_attack, make_spec
 from neurosens.measures.roi import iou_by_group, region_of_interest
 from neurosens.store.cache import cached
 
@@ -35,9 +37,8 @@ def roi_figure_data(
 
     cfg = ctx.config_for("vanilla", seed)
     model = ctx.model("vanilla", seed=seed)
-    return region_of_interest(
-        model, eval_images(cfg, n), layer, list(neurons), pgd_attack(cfg, eps), k=k, n=n
-    )
+    attack = as_attack(make_spec("pgd_linf", cfg).replace(eps=eps))
+    return region_of_interest(model, eval_images(cfg, n), layer, list(neurons), attack, k=k, n=n)
 
 
 def iou_groups(
@@ -65,7 +66,7 @@ def iou_groups(
     def compute() -> list[dict[str, Any]]:
         res = iou_by_group(
             model, eval_images(cfg, n), layer, {g: list(v) for g, v in groups.items()},
-            pgd_attack(cfg, eps), k=k, n=n,
+            as_attack(make_spec("pgd_linf", cfg).replace(eps=eps)), k=k, n=n,
         )  # fmt: skip
         return [
             dict(group=g, neuron=int(nr), iou=float(v))

@@ -31,6 +31,7 @@ __all__ = [
     "mcnemar",
     "mean_std",
     "null_quantile_test",
+    "outcome_counts",
     "paired",
     "paired_diff_ci",
     "pooled",
@@ -207,3 +208,11 @@ def _prow(att, rep, fa, fb, oa, ob, p, d, alpha, n_boot) -> dict:
 def pooled(p: pd.DataFrame) -> pd.DataFrame:
     """The pooled rows of :func:`paired`, indexed by attack."""
     return p[p["rep"] == "pooled"].set_index("attack")
+
+
+def outcome_counts(p: pd.DataFrame) -> dict[str, int]:
+    """Pooled outcomes of a :func:`paired` frame: ``{"better", "worse", "ns", "n"}`` —
+    significant wins of A, significant losses, not significant, and columns in all."""
+    o = pooled(p)["outcome"]
+    better, worse = int((o == "better").sum()), int((o == "worse").sum())
+    return {"better": better, "worse": worse, "ns": len(o) - better - worse, "n": len(o)}

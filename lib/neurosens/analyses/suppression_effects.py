@@ -9,19 +9,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
-from neurosens.analyses.common import ANALYSIS_VERSION, Claim, eval_images
-from neurosens.analyses.layer_profiles import sensitivity_profile
-from neurosens.attacks.base import eval_mode
-from neurosens.measures.sensitivity import model_device, top_k
-from neurosens.measures.suppression import (
-    Suppressed,
-    activation_layer,
-    layer_widths,
-    paper_attacks,
-    random_nonsensitive,
-)
+from neurosens.analyses.claims import Claim, untestable
+from neurosens.analyses.common import ANALYSIS_VERSION, eval_images
+from neurosens.analyses.profiles import sensitivity_profile
+from neurosens.attacks.registry import suppression_attacks
+from neurosens.measures.sensitivity import top_k
+from neurosens.measures.suppression import suppression_flags as suppress_flags
 from neurosens.store.cache import cached
 from neurosens.study.paper import reported
 
@@ -43,19 +37,6 @@ def unpack_flags(s: str, n: int) -> np.ndarray:
     return np.unpackbits(np.frombuffer(bytes.fromhex(s), dtype=np.uint8))[:n].astype(bool)
 
 
-def _flags(model: nn.Module, images: Any, attack: Any, n: int, batch_size: int) -> np.ndarray:
-    dev = model_device(model)
-    out = []
-    with eval_mode(model):
-        for s in range(0, n, batch_size):
-            x, y = images[slice(s, min(s + batch_size, n))]
-            x, y = x.to(dev), y.to(dev)
-            xa = attack(model, x, y)
-            with torch.no_grad():
-                out.append((model(xa).argmax(1) == y).cpu().numpy())
-    return np.concatenate(out)
-
-
 def suppression_flags(
     ctx: Session,
     seed: int,
@@ -70,7 +51,7 @@ def suppression_flags(
 ) -> pd.DataFrame:
     """Fig. 9 with per-example flags: model A (top-``fraction`` sensitive neurons of every
     layer × β) and B (as many random non-sensitive neurons, ``draws`` draws), under the
-    Section IV-D attacks (:func:`neurosens.measures.suppression.paper_attacks`), cached.
+    Section IV-D attacks (:func:`neurosens.attacks.registry.suppression_attacks`), cached.
 
     Sensitive neurons come from σ (Eq. 1) under ℓ∞ PGD at the analysis ε on the first
     ``n_select`` test images; accuracy is read on the first ``n`` test images, each attack
@@ -80,7 +61,7 @@ def suppression_flags(
     """
 
     cfg = ctx.config_for("vanilla", seed)
-    sens = sensitivity_profile(ctx, "vanilla", seed, layers, n=n_select, attack="pgd_linf_analysis")
+    sens = sensitivity_profile(ctx, cfg, layers, n=n_select, attack="pgd_linf_analysis")
     model = ctx.model("vanilla", seed=seed)
     params = dict(
         v=ANALYSIS_VERSION, layers=list(layers), betas=[float(b) for b in betas], n=n,
@@ -90,34 +71,20 @@ def suppression_flags(
     )  # fmt: skip
 
     def compute() -> list[dict[str, Any]]:
-        images = eval_images(cfg, n)
-        omega = {
-            activation_layer(model, layer): top_k(torch.tensor(sens[layer]), fraction)
-            for layer in layers
-        }
-        with eval_mode(model):
-            widths = layer_widths(model, list(omega), images[slice(0, 1)][0])
-        controls = random_nonsensitive(widths, omega, draws=draws, seed=seed)
-        groups = [("sensitive", 0, omega)] + [("random", d, c) for d, c in enumerate(controls)]
-        rows = []
-        base: dict[str, np.ndarray] = {}
-        for beta in betas:
-            for group, draw, neurons in groups:
-                # fresh attacks (noise generator re-seeded) for every model, so A and B see
-                # the same noise draws
-                for name, attack in paper_attacks(cfg, noise_severity).items():
-                    if float(beta) == 1.0 and name in base:
-                        f = base[name]
-                    else:
-                        m = Suppressed(model, neurons, float(beta))
-                        f = _flags(m, images, attack, n, cfg.eval_batch_size)
-                        if float(beta) == 1.0:
-                            base[name] = f
-                    rows.append(
-                        dict(group=group, draw=draw, beta=float(beta), attack=name,
-                             accuracy=float(f.mean()), flags=pack_flags(f))
-                    )  # fmt: skip
-        return rows
+        omega = {layer: top_k(torch.tensor(sens[layer]), fraction) for layer in layers}
+        rows = suppress_flags(
+            model,
+            eval_images(cfg, n),
+            omega,
+            betas,
+            lambda: suppression_attacks(cfg, noise_severity),
+            draws=draws,
+            seed=seed,
+            n=n,
+            batch_size=cfg.eval_batch_size,
+        )
+        return [{**r, "accuracy": float(r["flags"].mean()), "flags": pack_flags(r["flags"])}
+                for r in rows]  # fmt: skip
 
     return pd.DataFrame(cached(cfg.run_id, "suppression", params, compute))
 
@@ -153,7 +120,7 @@ def c5_verdict(df: pd.DataFrame, n: int, attack: str = "clean") -> tuple[dict[st
     d = df[(df["attack"] == attack) & (df["beta"] < 1.0)]
     betas = sorted(d["beta"].unique())
     if not betas:
-        return {}, Claim("no β < 1", "", "untestable", "the sweep has no β below 1")
+        return {}, untestable("no β < 1", "the sweep has no β below 1")
 
     def group_flags(group: str, beta: float) -> np.ndarray:
         sel = d[(d["group"] == group) & (d["beta"] == beta)]["flags"]

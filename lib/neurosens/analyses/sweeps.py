@@ -8,15 +8,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import torch
+from torch import nn
 
 from neurosens.analyses.tables import Key, tidy_row
 from neurosens.attacks.pgd import pgd
 from neurosens.data.images import test_set
 from neurosens.defences.cas import cas_attack_loss
 from neurosens.evaluation.sweeps import pgd_sweep
+from neurosens.measures.accuracy import flags
 from neurosens.store.artifacts import ArtifactStore
 from neurosens.store.cache import cached
-from neurosens.train import get_model
 
 if TYPE_CHECKING:
     from neurosens.core.config import Config
@@ -48,10 +50,8 @@ def sweep_frame(
 
     rows = []
     for (method, rep), cfg in configs.items():
-        model = get_model(cfg, progress=progress)
-        ctx.used.append(cfg.run_id)
         sw = pgd_sweep(
-            model,
+            ctx.model(cfg),
             ctx.config,
             n_examples=n_examples,
             seed=cfg.seed,
@@ -81,15 +81,12 @@ def adaptive_cas(
     correct clean and attacked. Cached in the run folder; returns a one-row tidy frame
     (attack ``pgd_linf_adaptive``).
     """
-    import torch
-
     if cfg.method != "cas":
         raise ValueError(f"adaptive_cas needs a CAS run, got method {cfg.method!r}")
     c = ctx.config
     n = n_examples or c.n_eval
     k = steps or c.pgd_steps
-    model = get_model(cfg)
-    ctx.used.append(cfg.run_id)
+    model = ctx.model(cfg)
     params = {
         "attack": "pgd_linf on cas_attack_loss (main CE + beta * aux CE)",
         "eps": c.eps_linf,
@@ -103,17 +100,13 @@ def adaptive_cas(
     }
 
     def compute() -> dict[str, Any]:
-        data = test_set(c, n)
-        flags = []
         loss_fn = cas_attack_loss(model, cfg.cas_beta)
-        for x, y in data.batches(c.eval_batch_size):
-            with torch.no_grad():
-                ok = model(x).argmax(1) == y
-            xa = pgd(model, x, y, eps=c.eps_linf, steps=k, norm="linf", loss_fn=loss_fn)
-            with torch.no_grad():
-                ok &= model(xa).argmax(1) == y
-            flags.extend(int(v) for v in ok)
-        return {"flags": flags}
+
+        def attack(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return pgd(m, x, y, eps=c.eps_linf, steps=k, norm="linf", loss_fn=loss_fn)
+
+        ok = flags(model, test_set(c, n), attack, batch_size=c.eval_batch_size, robust=True)
+        return {"flags": [int(v) for v in ok]}
 
     rec = cached(cfg.run_id, "cas_adaptive_pgd_linf", params, compute)
     f = np.asarray(rec["flags"], dtype=bool)

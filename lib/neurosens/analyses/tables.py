@@ -40,9 +40,8 @@ from neurosens.attacks.base import AttackError
 from neurosens.attacks.registry import attack_suite
 from neurosens.core.errors import ConfigError
 from neurosens.evaluation.harness import evaluate
-from neurosens.study.paper import PAPER_NAMES, table
-from neurosens.study.zoo import group
-from neurosens.train import get_model
+from neurosens.study.paper import PAPER_NAMES, display_name, table
+from neurosens.study.zoo import ZooRun, runs
 
 if TYPE_CHECKING:
     from neurosens.core.config import Config
@@ -53,6 +52,8 @@ __all__ = [
     "LABELS",
     "TABLE3_ATTACKS",
     "aa_description",
+    "best_by",
+    "best_method",
     "check_attacks",
     "check_subset",
     "display_name",
@@ -70,6 +71,7 @@ __all__ = [
     "tidy_row",
     "value",
     "warnings_frame",
+    "with_factor",
     "zoo_configs",
 ]
 
@@ -107,10 +109,6 @@ def aa_description(config: Config) -> str:
         return "standard version: APGD-CE, APGD-T, FAB-T, Square"
     names = " + ".join(a.upper() for a in config.aa_attacks)
     return f"{names} only, a reduced ensemble of the standard version"
-
-
-def display_name(method: str) -> str:
-    return PAPER_NAMES.get(method, method)
 
 
 # -- validation and evaluation -----------------------------------------------------------------
@@ -151,28 +149,39 @@ def require(name: str, given: Iterable[str], needed: Iterable[str]) -> None:
         raise ConfigError(f"{name} must include {missing} (needed by this page's claims)")
 
 
-def zoo_configs(ctx: Session, name: str) -> dict[Key, Config]:
-    """The configs of zoo group ``name`` (:func:`neurosens.study.zoo.group`) of the session's
-    profile and seeds, keyed (row label, rep): ``ablations`` → ``sns_all``, ``sns_dyn``
-    (rep = seed) and ``sns_rand`` (rep = draw); ``layers`` → ``top{k}``; ``lambda`` →
-    ``lambda{λ:g}``; ``budget`` → ``sns_short`` (the study's fine-tuning budget) and
-    ``sns_long`` (PAT's); ``zoo`` and ``table3`` → the method. Runs use the study's training
-    settings; the session's overrides apply to evaluation."""
+def zoo_configs(ctx: Session, name: str, **where: Iterable[Any] | None) -> dict[Key, Config]:
+    """The configs of zoo group ``name`` (:func:`neurosens.study.zoo.runs`) of the session's
+    profile and seeds, keyed (row label, rep), keeping the runs whose structured fields are
+    among ``where``'s values (``k=[3, 6]``, ``lam=[0.0, 0.03]``, ``method=["cas"]``,
+    ``draw=[0, 1]``; a field a run lacks — SNS_dyn has no draw — never excludes it, None
+    keeps all). Runs use the study's training settings; the session's overrides apply to
+    evaluation."""
+    group = runs(name, ctx.config.profile, ctx.seeds)
+    return {r.key: r.config for r in group if r.matches(**where)}
 
-    out: dict[Key, Config] = {}
-    for i, cfg in enumerate(group(name, ctx.config.profile, ctx.seeds)):
-        if name == "layers":
-            key = (f"top{len(cfg.sns_layers)}", cfg.seed)
-        elif name == "lambda":
-            key = (f"lambda{cfg.sns_lambda:g}", cfg.seed)
-        elif name == "budget":
-            key = (("sns_short", "sns_long")[i], cfg.seed)
-        elif cfg.method == "sns_rand":
-            key = ("sns_rand", cfg.sns_rand_draw)
-        else:
-            key = (cfg.method, cfg.seed)
-        out[key] = cfg
-    return out
+
+def with_factor(df: pd.DataFrame, configs: Mapping[Key, Config], factor: str) -> pd.DataFrame:
+    """A tidy frame without its ``worst`` rows, with column ``factor`` (a
+    :class:`~neurosens.study.zoo.ZooRun` field: ``k``, ``lam``, ``draw``, ``seed``) read from
+    each row's run config, and ``accuracy_pct`` (accuracy in %), for sweep plots."""
+    value = {key: getattr(ZooRun("", key[0], cfg), factor) for key, cfg in configs.items()}
+    out = df[df["attack"] != "worst"].copy()
+    out[factor] = [value[(m, r)] for m, r in zip(out["method"], out["rep"], strict=True)]
+    return out.assign(accuracy_pct=100 * out["accuracy"])
+
+
+def best_by(df: pd.DataFrame, factor: str) -> pd.Series:
+    """Per attack, the ``factor`` value (e.g. k or λ) of the highest accuracy in ``df``."""
+    return df.groupby("attack")[[factor, "accuracy"]].apply(
+        lambda g: g.loc[g["accuracy"].idxmax(), factor]
+    )
+
+
+def best_method(summary: pd.DataFrame, attack: str) -> str | None:
+    """The row of a :func:`summarize` frame with the highest mean under ``attack`` (None
+    when the attack is absent)."""
+    s = summary[summary["attack"] == attack].sort_values("mean", ascending=False)
+    return str(s["method"].iloc[0]) if len(s) else None
 
 
 def check_attacks(config: Config, attacks: Iterable[str]) -> list[str]:
@@ -213,10 +222,8 @@ def evaluate_configs(
 
     out: dict[Key, EvalResult] = {}
     for key, cfg in configs.items():
-        model = get_model(cfg, progress=progress)
-        ctx.used.append(cfg.run_id)
         out[key] = evaluate(
-            model,
+            ctx.model(cfg),
             list(attacks),
             n_examples,
             cfg.seed,

@@ -15,6 +15,9 @@ from torch import nn
 
 NORMS = ("linf", "l2")
 
+#: ``attack(model, x, y) -> x_adv``: any attack or corruption, x and x_adv (B, C, H, W).
+Attack = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
 
 class AttackError(ValueError):
     """Bad attack input: unknown name, ε ≤ 0, wrong norm, images outside [0, 1]."""

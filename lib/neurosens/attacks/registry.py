@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from neurosens.attacks.autoattack import autoattack, square
-from neurosens.attacks.base import NORMS, AttackError
+from neurosens.attacks.base import NORMS, Attack, AttackError
 from neurosens.attacks.cw import cw_l2
 from neurosens.attacks.nattack import nattack
 from neurosens.attacks.noise import gaussian_noise, severity_sigma
@@ -56,7 +56,15 @@ from neurosens.attacks.spsa import spsa
 if TYPE_CHECKING:
     from neurosens.core.config import Config
 
-__all__ = ["ATTACK_NAMES", "BLACK_BOX", "AttackSpec", "attack_suite", "make_spec"]
+__all__ = [
+    "ATTACK_NAMES",
+    "BLACK_BOX",
+    "AttackSpec",
+    "as_attack",
+    "attack_suite",
+    "make_spec",
+    "suppression_attacks",
+]
 
 KINDS = ("clean", "white", "black", "noise", "ensemble")
 BLACK_BOX = ("spsa", "nattack", "square")
@@ -293,3 +301,39 @@ def attack_suite(config: Config, names: Iterable[str | AttackSpec]) -> list[Atta
         if spec.key not in {s.key for s in specs}:
             specs.append(spec)
     return specs
+
+
+def as_attack(spec: AttackSpec, seed: int = 0) -> Attack:
+    """``spec`` as ``attack(model, x, y) -> x_adv``. A random setting draws from one
+    generator seeded with ``seed`` (on the images' device) across the calls, in call order."""
+    gens: dict[torch.device, torch.Generator] = {}
+
+    def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if x.device not in gens:
+            gens[x.device] = torch.Generator(device=x.device).manual_seed(seed)
+        return spec.run(model, x, y, generator=gens[x.device], seed=seed)
+
+    return attack
+
+
+#: Section IV-D (Fig. 9): column name → registry setting (analysis ε; noise severity aside)
+SUPPRESSION_ATTACKS = {
+    "clean": "clean",
+    "pgd_linf": "pgd_linf_analysis",
+    "pgd_l2": "pgd_l2",
+    "fgsm": "fgsm_analysis",
+}
+
+
+def suppression_attacks(config: Config, noise_severity: int = 3) -> dict[str, Attack]:
+    """The attacks of Fig. 9 with ``config``'s analysis settings (Section IV-A2), fresh
+    (noise generator seeded with ``config.seed``) on every call.
+
+    ``clean``; ℓ∞ PGD (ε = ``eps_linf_analysis``, k = ``pgd_steps``, α = ε/√k); ℓ2 PGD
+    (ε = ``eps_l2``); FGSM (ε = ``eps_fgsm_analysis``); ``gaussian``: Gaussian noise of the
+    given severity (σ = ``noise_sigmas[severity − 1]``; the paper does not state which).
+    """
+    if not 1 <= noise_severity <= len(config.noise_sigmas):
+        raise AttackError(f"noise_severity must lie in [1, {len(config.noise_sigmas)}]")
+    names = {**SUPPRESSION_ATTACKS, "gaussian": f"gauss{noise_severity}"}
+    return {col: as_attack(make_spec(name, config), config.seed) for col, name in names.items()}

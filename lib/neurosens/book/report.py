@@ -1,7 +1,7 @@
 """Glued values: what the book's ``{glue:}`` roles and the scorecard read from a page.
 
 ``glue(name, value)`` glues a value and prints it rounded, so that nbval compares the
-printed text; the other helpers glue a claim record, a verdict, a summary or paired tests.
+printed text; the other helpers glue a claim (record and inline verdict), a summary or paired tests.
 (The page footer is :meth:`neurosens.study.session.Session.footer`.)
 """
 
@@ -14,10 +14,9 @@ import numpy as np
 import pandas as pd
 
 from neurosens.analyses import stats
-from neurosens.analyses.common import Claim
-from neurosens.book.scorecard import verdict_record
+from neurosens.analyses.claims import Claim
 
-__all__ = ["glue", "glue_claim", "glue_md", "glue_paired", "glue_summary", "glue_verdict"]
+__all__ = ["glue", "glue_claim", "glue_md", "glue_paired", "glue_summary"]
 
 
 def glue(name: str, value: Any, fmt: str = "{:.4g}", display: bool = False) -> None:
@@ -42,25 +41,17 @@ def glue_md(name: str, text: str) -> None:
     print(f"{name} = {text}")
 
 
-def glue_claim(cid: str, ours: str, paper: str, verdict: str, why: str) -> dict[str, str]:
-    """Glue the scorecard record of claim ``cid`` (see :mod:`neurosens.book.scorecard`)."""
-    from IPython.display import JSON  # noqa: F401  (ensures IPython is present)
-    from myst_nb import glue as _glue
-
-    rec = verdict_record(ours, paper, verdict, why)
-    _glue(f"claim_{cid}", rec, display=False)
-    print(f"claim {cid}: {verdict} — ours {ours}; paper {paper}")
-    return rec
-
-
-def glue_verdict(cid: str, claim: Claim) -> None:
-    """Glue claim ``cid``'s record (``claim_<cid>``, for the scorecard) and its verdict as
-    inline Markdown ``verdict_<cid>`` (for ``{glue:md}`verdict_C6``` in prose)."""
+def glue_claim(cid: str, claim: Claim) -> None:
+    """Glue claim ``cid``: its scorecard record ``claim_<cid>`` (read by
+    :mod:`neurosens.book.scorecard`) and its verdict as inline Markdown ``verdict_<cid>``
+    (for ``{glue:md}`verdict_C6``` in prose); print it for nbval. The one glue path of
+    every claim."""
     from IPython.display import Markdown
     from myst_nb import glue as _glue
 
-    glue_claim(cid, **claim.record())
+    _glue(f"claim_{cid}", claim.record(), display=False)
     _glue(f"verdict_{cid}", Markdown(f"**{claim.verdict}**"), display=False)
+    print(f"claim {cid}: {claim.verdict} — ours {claim.ours}; paper {claim.paper}")
 
 
 def glue_summary(

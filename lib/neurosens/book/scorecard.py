@@ -1,9 +1,10 @@
 """The claims scorecard: the paper's claims, our measured value, the paper's, a verdict.
 
 Each executed notebook glues, per claim it tests, a record
-``claim_<ID> = {"ours": str, "paper": str, "verdict": "holds"|"partly"|"does not hold"|
-"untestable", "why": str}``. This module reads those glued records from ``book/*.ipynb``
-and writes ``book/scorecard.md``; nothing on that page is typed by hand.
+``claim_<ID>``: the record of a :class:`neurosens.analyses.claims.Claim` (ours, paper,
+verdict ∈ :data:`~neurosens.analyses.claims.VERDICTS`, why), through
+:func:`neurosens.book.report.glue_claim`. This module reads those glued records from
+``book/*.ipynb`` and writes ``book/scorecard.md``; nothing on that page is typed by hand.
 """
 
 from __future__ import annotations
@@ -13,15 +14,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from neurosens.analyses.claims import VERDICTS, Claim
 from neurosens.core.files import replace_block
 from neurosens.core.paths import project_root
 
 __all__ = [
     "CLAIMS",
-    "Verdict",
     "collect_claims",
     "summary_text",
-    "verdict_record",
     "write_intro_summary",
     "write_scorecard_page",
 ]
@@ -44,15 +44,6 @@ CLAIMS: dict[str, tuple[str, str]] = {
     "C14": ("SNS_dyn ≈ SNS", "07"),
     "C15": ("SNS ≥ PAT, ALP across the Fig. 15 ε and k sweeps", "06"),
 }
-VERDICTS = ("holds", "partly", "does not hold", "untestable")
-Verdict = str
-
-
-def verdict_record(ours: str, paper: str, verdict: Verdict, why: str) -> dict[str, str]:
-    """The record a notebook glues as ``claim_<ID>``."""
-    if verdict not in VERDICTS:
-        raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
-    return {"ours": ours, "paper": paper, "verdict": verdict, "why": why}
 
 
 def _glued(nb_path: Path) -> dict[str, Any]:
@@ -91,7 +82,7 @@ def collect_claims(book_dir: Path | None = None) -> dict[str, dict[str, Any]]:
     for nb in sorted(book_dir.glob("[0-9][0-9]-*.ipynb")):
         for key, val in _glued(nb).items():
             if key.startswith("claim_"):
-                rec = _record(val)
+                rec = Claim(**_record(val)).record()  # a record with an unknown verdict fails
                 found[key.removeprefix("claim_")] = {**rec, "notebook": nb.name}
     return found
 

@@ -22,6 +22,7 @@ from neurosens.core.runtime import select_device
 from neurosens.evaluation.checks import GradientMaskingWarning
 from neurosens.evaluation.harness import evaluate
 from neurosens.store.artifacts import ArtifactError, ArtifactStore
+from neurosens.train import load_model
 
 if TYPE_CHECKING:
     from neurosens.core.distributed import Dist
@@ -75,7 +76,7 @@ def _run(args: argparse.Namespace, d: Dist) -> int:
     try:
         run_id = store.find(args.run)
         config = store.load_config(run_id).with_current_eval()
-        model = store.load_model(run_id, device=select_device(args.device))
+        model = load_model(run_id, store=store, progress=False, device=select_device(args.device))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", GradientMaskingWarning)
             res = evaluate(

@@ -63,6 +63,7 @@ from neurosens.data.images import test_set
 from neurosens.evaluation.checks import GradientMaskingWarning, self_checks
 from neurosens.measures.accuracy import correct
 from neurosens.store.artifacts import ArtifactMissing, ArtifactStore, provenance
+from neurosens.train import load_model
 
 if TYPE_CHECKING:
     from neurosens.core.config import Config
@@ -308,7 +309,7 @@ def resolve_model(
         store = store or ArtifactStore()
         run_id = store.find(model)
         config = config or store.load_config(run_id).with_current_eval()
-        model = store.load_model(run_id)
+        model = load_model(run_id, store=store, progress=False)
     elif run_id is not None:
         store = store or ArtifactStore()
         config = config or store.load_config(run_id).with_current_eval()

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neurosens.attacks.base import eval_mode
-from neurosens.measures.sensitivity import Attack, model_device
+from neurosens.attacks.base import Attack, eval_mode
+from neurosens.measures.sensitivity import model_device
 from neurosens.models.probe import capture
 
 __all__ = [

@@ -39,11 +39,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from neurosens.attacks.base import eval_mode
+from neurosens.attacks.base import Attack, eval_mode
 from neurosens.models.probe import resolve_layer
 
 __all__ = [
-    "Attack",
     "SensitivityAccumulator",
     "StreamHooks",
     "model_device",
@@ -52,9 +51,6 @@ __all__ = [
     "sensitivity_under_attack",
     "top_k",
 ]
-
-#: ``attack(model, x, y) -> x_adv``: any attack or corruption, x and x_adv (B, C, H, W).
-Attack = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -20,25 +20,22 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from neurosens.attacks import fgsm, pgd
-from neurosens.attacks.base import eval_mode
-from neurosens.attacks.noise import gaussian_noise as _noise
-from neurosens.measures.sensitivity import Attack, model_device
+from neurosens.attacks.base import Attack, eval_mode
+from neurosens.measures.accuracy import flags
+from neurosens.measures.sensitivity import model_device
 from neurosens.models.probe import capture, resolve_layer
 
 __all__ = [
     "Suppressed",
-    "accuracy",
     "activation_layer",
-    "gaussian_noise",
     "layer_widths",
-    "paper_attacks",
     "random_nonsensitive",
     "suppress",
-    "suppression_sweep",
+    "suppression_flags",
 ]
 
 
@@ -187,120 +184,52 @@ def random_nonsensitive(
     return out
 
 
-def gaussian_noise(sigma: float, seed: int = 0) -> Attack:
-    """Corruption as an attack: :func:`neurosens.attacks.noise.gaussian_noise` (x + σ·N(0, 1),
-    clipped to [0, 1], quantised to 1/255 like CIFAR-10-C), one seeded generator per call
-    order."""
-
-    g = torch.Generator().manual_seed(seed)
-
-    def attack(_model: nn.Module, x: torch.Tensor, _y: torch.Tensor) -> torch.Tensor:
-        return _noise(x.cpu(), sigma, generator=g).to(x.device)
-
-    return attack
-
-
-def paper_attacks(config: Any, noise_severity: int = 3) -> dict[str, Attack]:
-    """The attacks of Fig. 9 with a config's analysis settings (Section IV-A2).
-
-    ``clean``; ℓ∞ PGD (ε = ``eps_linf_analysis``, k = ``pgd_steps``, α = ε/√k); ℓ2 PGD
-    (ε = ``eps_l2``); FGSM (ε = ``eps_fgsm_analysis``); Gaussian noise of the given
-    severity (σ = ``noise_sigmas[severity − 1]``; the paper does not state which).
-    """
-
-    if not 1 <= noise_severity <= len(config.noise_sigmas):
-        raise ValueError(f"noise_severity must lie in [1, {len(config.noise_sigmas)}]")
-    k = config.pgd_steps
-    return {
-        "clean": lambda _m, x, _y: x,
-        "pgd_linf": lambda m, x, y: pgd(m, x, y, config.eps_linf_analysis, steps=k, norm="linf"),
-        "pgd_l2": lambda m, x, y: pgd(m, x, y, config.eps_l2, steps=k, norm="l2"),
-        "fgsm": lambda m, x, y: fgsm(m, x, y, config.eps_fgsm_analysis),
-        "gaussian": gaussian_noise(config.noise_sigmas[noise_severity - 1], seed=config.seed),
-    }
-
-
-def accuracy(
-    model: nn.Module, images: Any, attack: Attack, *, n: int | None = None, batch_size: int = 256
-) -> float:
-    """Accuracy of ``model`` on ``attack(model, x, y)`` over the first ``n`` images."""
-    dev = model_device(model)
-    total = len(images) if n is None else min(n, len(images))
-    correct = 0
-    with eval_mode(model):
-        for s in range(0, total, batch_size):
-            x, y = images[slice(s, min(s + batch_size, total))]
-            x, y = x.to(dev), y.to(dev)
-            xa = attack(model, x, y)
-            with torch.no_grad():
-                correct += int((model(xa).argmax(1) == y).sum())
-    return correct / total
-
-
-def suppression_sweep(
+def suppression_flags(
     model: nn.Module,
     images: Any,
     sensitive: Mapping[str, torch.Tensor],
     betas: Sequence[float],
-    attacks: Mapping[str, Attack],
+    attacks: Callable[[], Mapping[str, Attack]],
     *,
     draws: int = 3,
     seed: int = 0,
     n: int | None = None,
     batch_size: int = 256,
-    progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Fig. 9: accuracy of model A (sensitive neurons × β) and model B (random
-    non-sensitive neurons × β, ``draws`` draws averaged) for every β and attack.
+    """Fig. 9 per example: model A (``sensitive`` neurons × β) and model B (as many random
+    non-sensitive neurons × β, ``draws`` draws) for every β and attack.
 
     Args:
         model: the vanilla model.
         images: an ImageSet (first ``n`` images are used).
         sensitive: ``{layer: Ω_l}``; layers are mapped to their post-activation layer
             with :func:`activation_layer` (conv{i} → relu{i}).
-        betas: suppression factors (1.0 = vanilla).
-        attacks: ``{name: attack(model, x, y)}`` (e.g. :func:`paper_attacks`); each attack
-            is white-box against the suppressed model.
+        betas: suppression factors (1.0 = the unmodified model, evaluated once).
+        attacks: returns fresh ``{name: attack(model, x, y)}`` (e.g.
+            :func:`neurosens.attacks.registry.suppression_attacks`), called once per model so
+            that A and every B see the same noise draws; each attack is white-box against
+            the suppressed model.
         draws, seed: control draws (3 in the paper) and their seed.
 
-    Returns rows ``{"group": "sensitive"|"random", "beta", "attack", "accuracy",
-    "accuracy_std"}`` (std over draws; 0 for the sensitive group).
+    Returns rows ``{"group": "sensitive"|"random", "draw", "beta", "attack", "flags"}``
+    with ``flags`` the (n,) bool array of :func:`neurosens.measures.accuracy.flags`.
     """
-    from tqdm import tqdm
-
-    sens = {activation_layer(model, k): torch.as_tensor(v) for k, v in sensitive.items()}
+    omega = {activation_layer(model, k): torch.as_tensor(v) for k, v in sensitive.items()}
     with eval_mode(model):
-        n_neurons = layer_widths(model, list(sens), images[slice(0, 1)][0])
-    controls = random_nonsensitive(n_neurons, sens, draws=draws, seed=seed)
+        widths = layer_widths(model, list(omega), images[slice(0, 1)][0])
+    controls = random_nonsensitive(widths, omega, draws=draws, seed=seed)
+    groups = [("sensitive", 0, omega)] + [("random", d, c) for d, c in enumerate(controls)]
     rows = []
-    jobs = len(betas) * len(attacks) * (1 + draws)
-    bar = tqdm(total=jobs, desc="suppression", disable=not progress)
-    for beta in betas:
-        for name, attack in attacks.items():
-            acc_a = accuracy(
-                Suppressed(model, sens, beta), images, attack, n=n, batch_size=batch_size
-            )
-            bar.update(1)
-            accs_b = []
-            for ctrl in controls:
-                accs_b.append(
-                    accuracy(
-                        Suppressed(model, ctrl, beta), images, attack, n=n, batch_size=batch_size
-                    )
-                )
-                bar.update(1)
-            t = torch.tensor(accs_b, dtype=torch.float64)
-            rows.append(
-                dict(group="sensitive", beta=beta, attack=name, accuracy=acc_a, accuracy_std=0.0)
-            )
-            rows.append(
-                dict(
-                    group="random",
-                    beta=beta,
-                    attack=name,
-                    accuracy=float(t.mean()),
-                    accuracy_std=float(t.std()) if len(accs_b) > 1 else 0.0,
-                )
-            )
-    bar.close()
+    base: dict[str, np.ndarray] = {}
+    for beta in map(float, betas):
+        for group, draw, neurons in groups:
+            for name, attack in attacks().items():
+                if beta == 1.0 and name in base:
+                    f = base[name]
+                else:
+                    m = Suppressed(model, neurons, beta)
+                    f = flags(m, images, attack, n=n, batch_size=batch_size)
+                    if beta == 1.0:
+                        base[name] = f
+                rows.append(dict(group=group, draw=draw, beta=beta, attack=name, flags=f))
     return rows

@@ -32,8 +32,6 @@ from safetensors.torch import save as st_save
 from neurosens.core.config import Config
 from neurosens.core.paths import artifacts_root, display_path, project_root
 from neurosens.core.profiles import profile_defaults
-from neurosens.core.runtime import to_memory_format
-from neurosens.models import build_model
 
 __all__ = [
     "ArtifactError",
@@ -242,22 +240,6 @@ class ArtifactStore:
             return st_load(blob)
         except (SafetensorError, ValueError) as e:
             raise ArtifactError(f"{path}: unreadable safetensors file: {e}") from e
-
-    def load_model(self, run_id: str, device: str | torch.device | None = None) -> torch.nn.Module:
-        """The stored model in eval mode, inputs in [0, 1], on ``device`` (default cpu).
-
-        Weights are ``channels_last``: convolutions then run in that layout whatever the
-        input's (measured on this CPU, 1 thread: forward 3,300 vs 2,400 img/s; attack
-        forward+backward 1,640 vs 1,120 img/s); outputs are unchanged up to float rounding.
-        Convolutions oneDNN computes wrongly in channels_last stay NCHW
-        (:func:`neurosens.core.runtime.to_memory_format`).
-        """
-
-        run_id = self.find(run_id)
-        config = self.load_config(run_id)
-        model = build_model(config)
-        model.load_state_dict(self.load_state(run_id), strict=True)
-        return to_memory_format(model, torch.channels_last, device or "cpu").eval()
 
     def require(self, config: Config) -> str:
         """The run id of ``config``'s artifact, or :class:`ArtifactMissing` with the command."""

@@ -14,7 +14,7 @@ import pandas as pd
 
 from neurosens.core.paths import paper_root
 
-__all__ = ["PAPER_NAMES", "reported", "table"]
+__all__ = ["PAPER_NAMES", "display_name", "reported", "table"]
 
 #: Our method names → the paper's names for them (row labels of its Tables I and III and
 #: of ``data/paper/reported.json``).
@@ -22,6 +22,11 @@ PAPER_NAMES = {
     "vanilla": "Vanilla", "pat": "PAT", "alp": "ALP", "sns": "SNS", "sns_all": "SNS_all",
     "sns_rand": "SNS_rand", "sns_dyn": "SNS_dyn", "cas": "CAS", "anp": "ANP",
 }  # fmt: skip
+
+
+def display_name(method: str) -> str:
+    """The paper's name of a method or row label (``sns_rand`` → ``SNS_rand``), else itself."""
+    return PAPER_NAMES.get(method, method)
 
 
 @lru_cache(maxsize=1)

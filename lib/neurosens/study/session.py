@@ -15,7 +15,7 @@ import torch
 from neurosens.core.config import Config
 from neurosens.store.artifacts import ArtifactStore, provenance
 from neurosens.study.zoo import study_lambda
-from neurosens.train import get_model
+from neurosens.train import load_model
 
 __all__ = ["Session", "footer"]
 
@@ -36,10 +36,12 @@ class Session:
             overrides["sns_lambda"] = study_lambda(self.config.profile)
         return self.config.replace(method=method, seed=seed, **overrides)
 
-    def model(self, method: str, seed: int = 0, **overrides: Any) -> torch.nn.Module:
-        """The eval-mode model of (method, seed); trained only if training is allowed."""
-        cfg = self.config_for(method, seed, **overrides)
-        model = get_model(cfg, progress=True)
+    def model(self, run: str | Config, seed: int = 0, **overrides: Any) -> torch.nn.Module:
+        """The eval-mode model of ``run`` — a config, or a method with ``seed`` and
+        overrides (:meth:`config_for`) — loaded by :func:`neurosens.train.load_model`
+        (trained only if training is allowed) and recorded for the footer."""
+        cfg = run if isinstance(run, Config) else self.config_for(run, seed, **overrides)
+        model = load_model(cfg, progress=True)
         self.used.append(cfg.run_id)
         return model
 

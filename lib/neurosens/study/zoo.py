@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from neurosens.core.config import Config, resolve
 from neurosens.core.distributed import init_from_env
@@ -41,8 +42,10 @@ __all__ = [
     "LAMBDAS",
     "STUDY_LAMBDA",
     "TOP_K_LAYERS",
+    "ZooRun",
     "group",
     "lambdas",
+    "runs",
     "select_lambda",
     "sns_base",
     "study_lambda",
@@ -134,6 +137,74 @@ def group(name: str, profile: str = "cpu", seeds: Iterable[int] = SEEDS) -> list
         twin = base.replace(sns_lambda=BUDGET_LAMBDA)
         return [twin, twin.replace(**BUDGET_CHECK)]
     raise KeyError(f"unknown group {name!r}: valid groups are {', '.join(GROUPS)}")
+
+
+@dataclass(frozen=True)
+class ZooRun:
+    """One run of a zoo group with its structured key.
+
+    ``row`` is its table row label and ``rep`` its replicate (the seed; the draw for
+    SNS_rand) — together the ``(row, rep)`` key of the results tables; ``method``, ``seed``,
+    ``k`` (SNS layers: top-k conv layers), ``lam`` (λ of Eq. 13, SNS family) and ``draw``
+    (SNS_rand) are read from the config, never parsed from the label.
+    """
+
+    group: str
+    row: str
+    config: Config
+
+    @property
+    def method(self) -> str:
+        return self.config.method
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def k(self) -> int | None:
+        return len(self.config.sns_layers) if self.method.startswith("sns") else None
+
+    @property
+    def lam(self) -> float | None:
+        return float(self.config.sns_lambda) if self.method.startswith("sns") else None
+
+    @property
+    def draw(self) -> int | None:
+        return self.config.sns_rand_draw if self.method == "sns_rand" else None
+
+    @property
+    def rep(self) -> int:
+        return self.draw if self.draw is not None else self.seed
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.row, self.rep)
+
+    def matches(self, **where: Iterable[object] | None) -> bool:
+        """Whether every given field's value is among the allowed ones; ``None`` allows any
+        value, and a field this run lacks (SNS_dyn has no draw) never excludes it."""
+        return all(
+            v is None or getattr(self, f) is None or getattr(self, f) in list(v)
+            for f, v in where.items()
+        )
+
+
+def _row(name: str, i: int, cfg: Config) -> str:
+    if name == "layers":
+        return f"top{len(cfg.sns_layers)}"
+    if name == "lambda":
+        return f"lambda{cfg.sns_lambda:g}"
+    if name == "budget":
+        return ("sns_short", "sns_long")[i]
+    return cfg.method
+
+
+def runs(name: str, profile: str = "cpu", seeds: Iterable[int] = SEEDS) -> list[ZooRun]:
+    """The runs of zoo group ``name`` with structured keys: rows ``top{k}`` (``layers``),
+    ``lambda{λ:g}`` (``lambda``), ``sns_short``/``sns_long`` (``budget``: the study's
+    fine-tuning budget and PAT's), else the method."""
+    return [ZooRun(name, _row(name, i, c), c) for i, c in enumerate(group(name, profile, seeds))]
 
 
 def training_order(profile: str = "cpu", groups: Iterable[str] = GROUPS) -> list[Config]:

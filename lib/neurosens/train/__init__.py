@@ -3,23 +3,23 @@ its set-up (:mod:`.setup`), checkpoints (:mod:`.checkpoint`), monitoring
 (:mod:`.validation`), batches and freezing.
 
     >>> from neurosens import resolve                                      # doctest: +SKIP
-    >>> from neurosens.train import get_model, train
+    >>> from neurosens.train import load_model, train
     >>> run_id = train(resolve("cpu", method="pat"), allow_train=True)
-    >>> model = get_model(resolve("cpu", method="sns"))   # load, train if allowed, or fail
+    >>> model = load_model(resolve("cpu", method="sns"))   # load, train if allowed, or fail
 
 Command line: ``python -m neurosens train --profile cpu --method pat --seed 0 --allow-train``.
 """
 
 from neurosens.train.checkpoint import CHECKPOINT
 from neurosens.train.freeze import freeze_except, set_train_mode, trainable_parameter_names
-from neurosens.train.loop import get_model, train
+from neurosens.train.loop import load_model, train
 from neurosens.train.setup import lr_at, prepare_run, vanilla_config
 from neurosens.train.validation import validate, validation_set
 
 __all__ = [
     "CHECKPOINT",
     "freeze_except",
-    "get_model",
+    "load_model",
     "lr_at",
     "prepare_run",
     "set_train_mode",

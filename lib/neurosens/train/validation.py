@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
-from neurosens.attacks import eval_mode, pgd
+from neurosens.attacks import pgd
 from neurosens.core.config import Config
 from neurosens.core.distributed import Dist, shard_slice
 from neurosens.data.images import validation_images
 from neurosens.defences import Method
-from neurosens.measures.accuracy import correct
+from neurosens.measures.accuracy import flags
 
 __all__ = ["validate", "validation_set"]
 
@@ -37,16 +38,15 @@ def validate(
     """
 
     dist = dist or Dist()
-    dev = next(model.parameters()).device
     loss_fn = method.attack_loss(model) if method is not None else None
     mine = images.subset(shard_slice(len(images), dist)) if dist.active else images
-    clean = adv = 0
-    with eval_mode(model):
-        for x, y in mine.batches(config.eval_batch_size):
-            x, y = x.to(dev), y.to(dev)
-            clean += int(correct(model, x, y).sum())
-            xa = pgd(model, x, y, eps=config.eps_linf, steps=config.pgd_steps, loss_fn=loss_fn)
-            adv += int(correct(model, xa, y).sum())
+
+    def attack(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return pgd(m, x, y, eps=config.eps_linf, steps=config.pgd_steps, loss_fn=loss_fn)
+
+    bs = config.eval_batch_size
+    clean = int(flags(model, mine, batch_size=bs).sum())
+    adv = int(flags(model, mine, attack, batch_size=bs).sum())
     clean, adv = dist.sum([clean, adv])
     n = len(images)
     return {"val_clean_acc": clean / n, "val_pgd_acc": adv / n}

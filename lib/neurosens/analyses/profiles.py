@@ -1,0 +1,136 @@
+"""Per-neuron sensitivity profiles of stored runs (Eq. 1), cached, and their layer means.
+
+Paper: Zhang, Liu et al., IEEE TIP 2021, Eq. 1 (Section III) and Figs. 10, 17. Neurons are
+read at the layer named (a conv output is pre-BN; ``relu{i}`` is post-ReLU), in eval mode,
+on pairs (x, x') of the first ``n`` test images, x' made by a registry attack white-box
+against the same model.
+
+* :func:`sensitivity_profile` — ``{layer: [σ per neuron]}`` of one run, cached in its
+  folder (``analysis/sensitivity-<hash>.json``), the one such cache of the study;
+* :func:`collect_sensitivity` — the same for every (method, seed);
+* :func:`sensitivity_frame` — tidy per-neuron rows; :func:`layer_means` — mean σ per layer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from neurosens.analyses.common import ANALYSIS_VERSION, eval_images
+from neurosens.attacks.registry import as_attack, make_spec
+from neurosens.measures.sensitivity import sensitivity_under_attack
+from neurosens.store.cache import cached
+
+if TYPE_CHECKING:
+    from neurosens.core.config import Config
+    from neurosens.study.session import Session
+
+__all__ = [
+    "collect_sensitivity",
+    "layer_means",
+    "mean_sigma",
+    "sensitivity_frame",
+    "sensitivity_profile",
+]
+
+Key = tuple[str, int]  # (method or row label, rep)
+
+
+def sensitivity_profile(
+    ctx: Session,
+    run: Config,
+    layers: Sequence[str] | None = None,
+    *,
+    n: int | None = None,
+    attack: str = "pgd_linf",
+    eps: float | None = None,
+) -> dict[str, list[float]]:
+    """Neuron sensitivity σ (Eq. 1) of every neuron of ``layers`` of run ``run``, cached.
+
+    Args:
+        ctx: the notebook session: its config gives the attack settings and the test set;
+            the run is recorded in its footer.
+        run: the run's config (e.g. ``ctx.config_for("pat", 0)`` or a zoo config).
+        layers: layer names (default: the model's conv layers, conv1…conv13 for VGG-16).
+        n: the first ``n`` test images (default ``n_eval_cw``).
+        attack: registry name of the attack that makes x' (white-box against this model;
+            a random setting is seeded with the run's seed); ``eps`` overrides its ε
+            (in [0, 1] units).
+
+    Returns ``{layer: [σ per neuron]}`` in the order of ``layers``.
+    """
+    c = ctx.config
+    n = n or c.n_eval_cw
+    model = ctx.model(run)
+    layers = list(layers or model.conv_layers)
+    spec = make_spec(attack, c)
+    if eps is not None:
+        spec = spec.replace(eps=float(eps))
+    params = dict(v=ANALYSIS_VERSION, layers=layers, n=n, attack=spec.describe(), seed=run.seed)
+
+    def compute() -> dict[str, Any]:
+        return sensitivity_under_attack(
+            model,
+            eval_images(c, n),
+            layers,
+            as_attack(spec, run.seed),
+            n=n,
+            batch_size=c.eval_batch_size,
+            progress=False,
+        )
+
+    value = cached(run.run_id, "sensitivity", params, compute)
+    return {layer: value[layer] for layer in layers}  # the cache stores keys sorted
+
+
+def collect_sensitivity(
+    ctx: Session,
+    labels: Mapping[str, str],
+    seeds: Sequence[int],
+    layers: Sequence[str],
+    *,
+    n: int,
+    attack: str = "pgd_linf",
+) -> dict[Key, dict[str, list[float]]]:
+    """:func:`sensitivity_profile` for every method (``labels``: method → display name) and
+    seed: ``{(label, seed): {layer: σ}}``."""
+    return {
+        (label, s): sensitivity_profile(ctx, ctx.config_for(m, s), layers, n=n, attack=attack)
+        for m, label in labels.items()
+        for s in seeds
+    }
+
+
+def sensitivity_frame(profiles: Mapping[Key, Mapping[str, Sequence[float]]]) -> pd.DataFrame:
+    """Tidy per-neuron frame: method, rep, layer, neuron, sigma."""
+    rows = [
+        {"method": m, "rep": r, "layer": layer, "neuron": i, "sigma": float(s)}
+        for (m, r), prof in profiles.items()
+        for layer, vals in prof.items()
+        for i, s in enumerate(vals)
+    ]
+    return pd.DataFrame(rows, columns=["method", "rep", "layer", "neuron", "sigma"])
+
+
+def _natural(name: str) -> tuple:
+    """Sort key putting conv2 before conv10 (and l3b2c1 before l4b1c1): forward order."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
+
+
+def layer_means(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean σ per (method, rep, layer) of a :func:`sensitivity_frame` (NaN-aware), layers
+    in forward order (natural sort of the names: conv1 … conv13, l1b1c1 … l4b2c2), with
+    ``depth`` = 1-based position of the layer in that order."""
+    order = sorted(dict.fromkeys(frame["layer"]), key=_natural)
+    out = frame.groupby(["method", "rep", "layer"], sort=False)["sigma"].mean().reset_index()
+    out["layer"] = pd.Categorical(out["layer"], order, ordered=True)
+    out = out.sort_values(["method", "rep", "layer"])
+    return out.assign(layer=lambda d: d["layer"].astype(str), depth=out["layer"].cat.codes + 1)
+
+
+def mean_sigma(means: pd.DataFrame, layers: Sequence[str]) -> pd.Series:
+    """Mean σ over ``layers`` per method, from :func:`layer_means` rows."""
+    return means[means["layer"].isin(list(layers))].groupby("method")["sigma"].mean()
