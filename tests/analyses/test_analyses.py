@@ -9,9 +9,12 @@ import pytest
 import torch
 
 from neurosens import analyses
+from neurosens.analyses import profiles
 from neurosens.core.config import resolve
 from neurosens.data.images import synthetic
 from neurosens.measures.sensitivity import neuron_sensitivity
+from neurosens.store.artifacts import ArtifactStore
+from neurosens.study.session import Session
 
 TINY = (4,) * 13
 
@@ -286,3 +289,26 @@ def test_ratio_summary_beside_paper():
     assert t.loc[("Vanilla", "relu12"), ("ε=2", "paper")] == 20.6
     assert t.loc[("PAT", "conv10"), ("ε=8", "ours")] == pytest.approx((1 + 0.1 * 10) + 0.0005)
     assert np.isnan(t.loc[("PAT", "conv10"), ("ε=1", "ours")])  # ε = 1 not in our data
+
+
+def test_conv_relu_layers_pair_each_conv_with_its_activation(tiny_vgg):
+    layers = analyses.conv_relu_layers(tiny_vgg)
+    assert layers[:4] == ["conv1", "relu1", "conv2", "relu2"] and len(layers) == 26
+
+
+@pytest.mark.parametrize(("method", "n"), [("vanilla", 2000), ("pat", 500), ("sns", 500)])
+def test_committed_sigma_profiles_are_read_back_not_recomputed(method, n, capsys, monkeypatch):
+    """The σ profiles of notebooks 01 (N = 2,000) and 06/08 (N = 500) share one cache key
+    scheme; the committed cpu results must stay hits (a changed key would recompute)."""
+
+    def no_compute(*_a, **_k):
+        raise AssertionError("the committed σ profile was not found under its cache key")
+
+    monkeypatch.setattr(profiles, "sensitivity_under_attack", no_compute)
+    ctx = Session(config=resolve("cpu"), seeds=(0,), n_examples=n)
+    run = ctx.config_for(method, 0)
+    if not ArtifactStore().exists(run.run_id):
+        pytest.skip(f"{run.run_id} is not committed")
+    sigma = analyses.sensitivity_profile(ctx, run, n=n)
+    assert "hit" in capsys.readouterr().out
+    assert list(sigma) == [f"conv{i}" for i in range(1, 14)]

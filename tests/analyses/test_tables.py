@@ -277,3 +277,69 @@ def test_paper_comparisons():
     assert s.startswith("SNS_rand < PAT in 3/7")  # clean, ℓ∞ PGD, FGSM
     assert tables.paper_gap("sns_dyn", "sns", cols) == pytest.approx(0.7)
     assert tables.label("pgd_linf") == "ℓ∞ PGD" and tables.label("xyz") == "xyz"
+
+
+# -- structured zoo keys, factors, best settings ----------------------------------------------
+
+
+def _session(seeds=(0, 1, 2)):
+    from neurosens.study.session import Session
+
+    return Session(config=resolve("cpu"), seeds=tuple(seeds), n_examples=10)
+
+
+def test_zoo_configs_filter_on_structured_fields():
+    ctx = _session()
+    layers = tables.zoo_configs(ctx, "layers", k=[3, 13])
+    assert list(layers) == [("top3", 0), ("top13", 0)]
+    assert [len(c.sns_layers) for c in layers.values()] == [3, 13]
+    lam = tables.zoo_configs(ctx, "lambda", lam=[0.0, 0.03])
+    assert [c.sns_lambda for c in lam.values()] == [0.0, 0.03]
+    assert list(tables.zoo_configs(ctx, "zoo", method=["anp"])) == [("anp", 0)]
+    abl = tables.zoo_configs(ctx, "ablations", draw=[0])
+    assert list(abl) == [("sns_all", 0), ("sns_dyn", 0), ("sns_rand", 0)]
+
+
+def test_with_factor_reads_the_config_and_best_by_picks_the_top_value():
+    ctx = _session()
+    runs = tables.zoo_configs(ctx, "layers", k=[3, 6])
+    df = pd.DataFrame(
+        [
+            row("top3", 0, "clean", flags(9, 10)),
+            row("top6", 0, "clean", flags(7, 10)),
+            row("top3", 0, "fgsm", flags(2, 10)),
+            row("top6", 0, "fgsm", flags(5, 10)),
+            row("top3", 0, "worst", flags(2, 10)),
+            row("top6", 0, "worst", flags(5, 10)),
+        ]
+    )
+    f = tables.with_factor(df, runs, "k")
+    assert "worst" not in set(f["attack"]) and f["k"].tolist() == [3, 6, 3, 6]
+    assert f["accuracy_pct"].tolist() == pytest.approx([90, 70, 20, 50])
+    assert tables.best_by(f, "k").to_dict() == {"clean": 3, "fgsm": 6}
+    s = tables.summarize(df, paper=None)
+    assert tables.best_method(s, "fgsm") == "top6" and tables.best_method(s, "cw") is None
+
+
+def test_verdict_best_setting_holds_only_when_the_chosen_value_is_never_worse():
+    # 200 images: k = 6 right on all, k = 3 on 100 → a significant win in both columns
+    rows = [row(f"top{k}", 0, a, flags(n, 200)) for a in ("clean", "fgsm")
+            for k, n in ((3, 100), (6, 200))]  # fmt: skip
+    df = pd.DataFrame(rows).assign(k=[3, 6, 3, 6])
+    c, best = claims.verdict_best_setting(df, "k", 6)
+    assert c.verdict == "holds" and best.to_dict() == {"clean": 6, "fgsm": 6}
+    assert c.ours.startswith("k = 6 has the best mean in 2 of 2 columns; top-6 vs top-3:")
+    worse, _ = claims.verdict_best_setting(df, "k", 3)
+    assert worse.verdict == "does not hold"
+    none, _ = claims.verdict_best_setting(df[df["k"] == 6], "k", 6)
+    assert none.verdict == "untestable"
+
+
+def test_outcome_counts_and_empty_comparisons_are_untestable():
+    acc = {("a", "clean"): 200, ("b", "clean"): 100, ("a", "fgsm"): 50, ("b", "fgsm"): 50}
+    df = pd.DataFrame([row(m, 0, a, flags(k, 200)) for (m, a), k in acc.items()])
+    p = stats.paired(df, "a", "b", ["clean", "fgsm"])
+    assert stats.outcome_counts(p) == {"better": 1, "worse": 0, "ns": 1, "n": 2}
+    assert claims.verdict_beats({}).verdict == "untestable"
+    assert claims.verdict_at_least({}).verdict == "untestable"
+    assert claims.verdict_beats({"a vs b": p}, paper="x").paper == "x"

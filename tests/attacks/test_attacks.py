@@ -26,6 +26,7 @@ from neurosens.attacks import (
     spsa,
     square,
 )
+from neurosens.attacks.registry import as_attack, suppression_attacks
 from neurosens.core.config import resolve
 from neurosens.data.images import synthetic
 
@@ -314,6 +315,38 @@ def test_registry_builds_paper_settings_from_config():
     assert specs["spsa"].kind == specs["nattack"].kind == specs["square"].kind == "black"
     assert specs["cw"].n_default == cfg.n_eval_cw
     assert specs["fgsm_analysis"].eps == cfg.eps_fgsm_analysis
+
+
+def test_as_attack_runs_the_setting_and_seeds_random_ones(trained_cnn, batch):
+    x, y = batch
+    cfg = resolve("cpu")
+    spec = make_spec("pgd_linf", cfg).replace(eps=0.05)
+    direct = pgd(trained_cnn, x, y, eps=0.05, steps=cfg.pgd_steps, norm="linf")
+    assert torch.equal(as_attack(spec)(trained_cnn, x, y), direct)
+    noise = make_spec("gauss3", cfg)
+    a, b = as_attack(noise, seed=4), as_attack(noise, seed=4)
+    first = a(trained_cnn, x, y)
+    assert torch.equal(first, b(trained_cnn, x, y))  # same seed, same draws
+    assert not torch.equal(first, a(trained_cnn, x, y))  # one generator across calls
+    g = torch.Generator().manual_seed(4)
+    assert torch.equal(first, gaussian_noise(x, cfg.noise_sigmas[2], generator=g))
+
+
+def test_suppression_attacks_are_the_registry_analysis_settings(trained_cnn, batch):
+    x, y = batch
+    cfg = resolve("cpu")
+    atk = suppression_attacks(cfg, noise_severity=2)
+    assert list(atk) == ["clean", "pgd_linf", "pgd_l2", "fgsm", "gaussian"]
+    assert torch.equal(atk["clean"](trained_cnn, x, y), x)
+    fg = fgsm(trained_cnn, x, y, cfg.eps_fgsm_analysis)
+    assert torch.equal(atk["fgsm"](trained_cnn, x, y), fg)
+    pg = pgd(trained_cnn, x, y, cfg.eps_linf_analysis, steps=cfg.pgd_steps, norm="linf")
+    assert torch.equal(atk["pgd_linf"](trained_cnn, x, y), pg)
+    g = torch.Generator().manual_seed(cfg.seed)
+    noisy = gaussian_noise(x, cfg.noise_sigmas[1], generator=g)
+    assert torch.equal(atk["gaussian"](trained_cnn, x, y), noisy)
+    with pytest.raises(AttackError, match="noise_severity"):
+        suppression_attacks(cfg, noise_severity=9)
 
 
 def test_setting_keys_are_stable_and_track_parameters():

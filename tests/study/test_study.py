@@ -65,3 +65,29 @@ def test_budget_group_differs_from_its_twin_only_in_the_fine_tuning_budget():
         )
     # the budget check's twin is a run of the λ sweep, so the comparison costs one run
     assert study.BUDGET_LAMBDA in study.lambdas("cpu")
+
+
+def test_zoo_runs_carry_structured_keys_read_from_their_configs():
+    zoo = study
+    layers = zoo.runs("layers", "cpu")
+    assert [(r.row, r.k) for r in layers] == [(f"top{k}", k) for k in zoo.TOP_K_LAYERS]
+    assert all(r.rep == r.seed == 0 and r.method == "sns" for r in layers)
+    lam = zoo.runs("lambda", "cpu")
+    assert [r.lam for r in lam] == list(zoo.lambdas("cpu"))
+    assert [r.row for r in lam] == [f"lambda{x:g}" for x in zoo.lambdas("cpu")]
+    abl = {r.key: r for r in zoo.runs("ablations", "cpu")}
+    assert set(abl) == {("sns_all", 0), ("sns_dyn", 0), ("sns_rand", 0), ("sns_rand", 1),
+                        ("sns_rand", 2)}  # fmt: skip
+    assert abl[("sns_rand", 2)].draw == 2 and abl[("sns_dyn", 0)].draw is None
+    assert [r.row for r in zoo.runs("budget", "cpu")] == ["sns_short", "sns_long"]
+    cas = zoo.runs("zoo", "cpu")[0]
+    assert cas.key == ("cas", 0) and cas.k is None and cas.lam is None
+
+
+def test_zoo_run_matches_keeps_runs_that_lack_the_field():
+    zoo = study
+    abl = zoo.runs("ablations", "cpu")
+    kept = [r.key for r in abl if r.matches(draw=[1])]
+    assert kept == [("sns_all", 0), ("sns_dyn", 0), ("sns_rand", 1)]
+    assert [r.k for r in zoo.runs("layers", "cpu") if r.matches(k=[3, 13])] == [3, 13]
+    assert all(r.matches(k=None) for r in abl)

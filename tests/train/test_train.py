@@ -79,6 +79,10 @@ def test_training_needs_explicit_permission(artifacts, monkeypatch):
     monkeypatch.setenv("NEUROSENS_ALLOW_TRAIN", "1")
     model = load_model(c.replace(epochs=1), progress=False)
     assert not model.training
+    # the same loader takes a stored run id (or its readable prefix): the same weights
+    again = load_model(c.replace(epochs=1).run_name, progress=False)
+    x = torch.rand(2, 1, 32, 32)
+    torch.testing.assert_close(again(x), model(x), rtol=0, atol=0)
 
 
 _CHILD = textwrap.dedent(
