@@ -31,7 +31,8 @@ import torch.nn.functional as F
 
 import neurosens
 from neurosens.attacks import pgd
-from neurosens.data.images import first_n, load_dataset
+from neurosens.data.images import load_dataset
+from neurosens.data.imageset import first_n
 from neurosens.measures.sensitivity import (
     SensitivityAccumulator,
     neuron_sensitivity,

@@ -24,7 +24,7 @@ def tiny_cnn(seed: int = 0) -> nn.Module:
 def fit_full_batch(model: nn.Module, steps: int = 50, n: int = 256, seed: int = 0) -> nn.Module:
     """``model`` trained full-batch for ``steps`` Adam steps (lr 0.03) on ``n`` synthetic
     16×16 images; returned in eval mode (a useful, undefended attack target)."""
-    from neurosens.data.images import synthetic
+    from neurosens.data.imageset import synthetic
 
     x, y = synthetic(n, size=16, seed=seed)[:]
     opt = torch.optim.Adam(model.parameters(), 0.03)

@@ -29,14 +29,14 @@ def load_model(run: Config | str, **kwargs: Any) -> torch.nn.Module:
 
 def resolve(profile: str = "cpu", **overrides: Any) -> Config:
     """Resolve and validate a :class:`~neurosens.core.config.Config` (see that module)."""
-    from neurosens.core.config import resolve as _resolve
+    from neurosens.core.config import resolve as _resolve  # lazy, as above
 
     return _resolve(profile, **overrides)
 
 
 def __getattr__(name: str) -> Any:
     if name == "Config":
-        from neurosens.core.config import Config
+        from neurosens.core.config import Config  # lazy: `import neurosens` stays light
 
         return Config
     raise AttributeError(name)

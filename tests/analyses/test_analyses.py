@@ -11,7 +11,7 @@ import torch
 from neurosens import analyses
 from neurosens.analyses import profiles
 from neurosens.core.config import resolve
-from neurosens.data.images import synthetic
+from neurosens.data.imageset import synthetic
 from neurosens.measures.sensitivity import neuron_sensitivity
 from neurosens.store.artifacts import ArtifactStore
 from neurosens.study.session import Session

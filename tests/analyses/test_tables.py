@@ -8,9 +8,8 @@ import pytest
 
 from neurosens.analyses import claims, profiles, stats, tables
 from neurosens.analyses.stats import wilson
-from neurosens.attacks import AttackError, make_spec
+from neurosens.attacks import make_spec
 from neurosens.core.config import resolve
-from neurosens.core.errors import ConfigError
 from neurosens.evaluation.harness import EvalResult
 
 
@@ -249,25 +248,6 @@ def test_tidy_and_warnings_from_eval_results():
     w = tables.warnings_frame({("pat", 2): res})
     assert w.iloc[0]["check"] == "black_beats_white" and w.iloc[0]["method"] == "pat"
     assert tables.warnings_frame({}).empty
-
-
-def test_check_attacks_and_parameters():
-    cfg = resolve("smoke")
-    assert tables.check_attacks(cfg, ["fgsm", "clean", "fgsm"]) == ["clean", "fgsm"]
-    with pytest.raises(AttackError, match="Valid attacks"):
-        tables.check_attacks(cfg, ["pgd"])
-    assert tables.check_attacks(cfg, '["pgd_linf"]') == ["clean", "pgd_linf"]  # papermill -p
-    assert tables.check_attacks(cfg, "fgsm,cw") == ["clean", "fgsm", "cw"]
-    with pytest.raises(AttackError, match="Valid attacks"):
-        tables.check_attacks(cfg, '["pgd"]')
-    with pytest.raises(AttackError):
-        tables.check_attacks(cfg, [])
-    assert tables.check_subset("k", "[3]", (3, 6)) == [3]
-    assert tables.check_subset("k", None, (3, 6)) == [3, 6]
-    with pytest.raises(ConfigError, match="subset"):
-        tables.check_subset("k", [4], (3, 6))
-    with pytest.raises(ConfigError, match="alp"):
-        tables.require("methods", ["pat", "sns"], ["alp"])
 
 
 def test_paper_comparisons():

@@ -146,7 +146,7 @@ def undefended() -> nn.Module:
 @given(seed=st.integers(0, 10_000), norm=st.sampled_from(["linf", "l2"]))
 def test_targeted_pgd_reaches_its_target_on_an_undefended_model(undefended, seed, norm):
     """Synthetic classes are intensity levels, so ε must allow any intensity (ℓ∞ 1, ℓ2 16)."""
-    from neurosens.data.images import synthetic
+    from neurosens.data.imageset import synthetic
 
     x, _ = synthetic(32, size=16, seed=seed)[:]
     target = torch.randint(0, 10, (32,), generator=torch.Generator().manual_seed(seed))
@@ -161,7 +161,7 @@ def test_targeted_pgd_reaches_its_target_on_an_undefended_model(undefended, seed
 @settings(max_examples=3, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 10_000))
 def test_targeted_cw_reaches_its_target_on_an_undefended_model(undefended, seed):
-    from neurosens.data.images import synthetic
+    from neurosens.data.imageset import synthetic
 
     x, _ = synthetic(16, size=16, seed=seed)[:]
     target = torch.randint(0, 10, (16,), generator=torch.Generator().manual_seed(seed))

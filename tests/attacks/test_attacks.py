@@ -28,7 +28,7 @@ from neurosens.attacks import (
 )
 from neurosens.attacks.registry import as_attack, suppression_attacks
 from neurosens.core.config import resolve
-from neurosens.data.images import synthetic
+from neurosens.data.imageset import synthetic
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from neurosens.data import images as D
+from neurosens.data.imageset import augment_crop_flip, first_n, seeded_subset
 
 
 @pytest.fixture(scope="module")
@@ -24,19 +25,19 @@ def test_shapes_range_padding(fmnist_test):
 
 
 def test_first_n_and_seeded_subset(fmnist_test):
-    a = D.first_n(fmnist_test, 100)
+    a = first_n(fmnist_test, 100)
     assert torch.equal(a.images, fmnist_test.images[:100])
-    s1 = D.seeded_subset(fmnist_test, 50, seed=3)
-    s2 = D.seeded_subset(fmnist_test, 50, seed=3)
-    s3 = D.seeded_subset(fmnist_test, 50, seed=4)
+    s1 = seeded_subset(fmnist_test, 50, seed=3)
+    s2 = seeded_subset(fmnist_test, 50, seed=3)
+    s3 = seeded_subset(fmnist_test, 50, seed=4)
     assert torch.equal(s1.images, s2.images) and not torch.equal(s1.images, s3.images)
     assert len(s1) == 50
     with pytest.raises(ValueError):
-        D.first_n(fmnist_test, 0)
+        first_n(fmnist_test, 0)
 
 
 def test_batches_cover_everything_once(fmnist_test):
-    small = D.first_n(fmnist_test, 70)
+    small = first_n(fmnist_test, 70)
     g = torch.Generator().manual_seed(0)
     ys = torch.cat([y for _, y in small.batches(32, shuffle=True, generator=g)])
     assert sorted(ys.tolist()) == sorted(small.labels.tolist())
@@ -69,9 +70,9 @@ def test_debian_source_is_unpacked(tmp_path):
 
 
 def test_fingerprint_stable(fmnist_test):
-    a = D.first_n(fmnist_test, 10)
-    assert a.fingerprint() == D.first_n(fmnist_test, 10).fingerprint()
-    assert a.fingerprint() != D.first_n(fmnist_test, 11).fingerprint()
+    a = first_n(fmnist_test, 10)
+    assert a.fingerprint() == first_n(fmnist_test, 10).fingerprint()
+    assert a.fingerprint() != first_n(fmnist_test, 11).fingerprint()
 
 
 def test_unknown_dataset_and_split():
@@ -83,5 +84,5 @@ def test_unknown_dataset_and_split():
 
 def test_crop_flip_keeps_shape_and_range():
     x = torch.rand(8, 1, 32, 32)
-    out = D.augment_crop_flip(x, torch.Generator().manual_seed(0))
+    out = augment_crop_flip(x, torch.Generator().manual_seed(0))
     assert out.shape == x.shape and 0 <= out.min() and out.max() <= 1

@@ -13,7 +13,7 @@ from torch import nn
 from neurosens.attacks import AttackError, fgsm, make_spec, pgd
 from neurosens.attacks import registry as reg
 from neurosens.core.config import resolve
-from neurosens.data.images import synthetic
+from neurosens.data.imageset import synthetic
 from neurosens.evaluation.checks import GradientMaskingWarning, self_checks
 from neurosens.evaluation.harness import evaluate
 from neurosens.evaluation.sweeps import pgd_sweep

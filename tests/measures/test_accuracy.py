@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from neurosens.data.images import ImageSet
+from neurosens.data.imageset import ImageSet
 from neurosens.measures.accuracy import correct, flags
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from neurosens.data.images import ImageSet
+from neurosens.data.imageset import ImageSet
 from neurosens.measures.importance import (
     importance,
     importance_from_features,

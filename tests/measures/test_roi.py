@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from neurosens.attacks import pgd
-from neurosens.data.images import ImageSet
+from neurosens.data.imageset import ImageSet
 from neurosens.measures.roi import (
     activation_masks,
     iou_by_group,

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from neurosens.attacks import fgsm
-from neurosens.data.images import ImageSet
+from neurosens.data.imageset import ImageSet
 from neurosens.measures.sensitivity import (
     SensitivityAccumulator,
     neuron_sensitivity,

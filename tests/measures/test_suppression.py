@@ -8,7 +8,7 @@ from torch import nn
 
 from neurosens.attacks.registry import as_attack, make_spec
 from neurosens.core.config import resolve
-from neurosens.data.images import ImageSet
+from neurosens.data.imageset import ImageSet
 from neurosens.measures.accuracy import flags
 from neurosens.measures.suppression import (
     Suppressed,

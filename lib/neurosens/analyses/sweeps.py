@@ -15,25 +15,16 @@ from neurosens.analyses.tables import Key, tidy_row
 from neurosens.attacks.pgd import pgd
 from neurosens.data.images import test_set
 from neurosens.defences.cas import cas_attack_loss
+from neurosens.evaluation.records import read_flags
 from neurosens.evaluation.sweeps import pgd_sweep
 from neurosens.measures.accuracy import flags
-from neurosens.store.artifacts import ArtifactStore
 from neurosens.store.cache import cached
 
 if TYPE_CHECKING:
     from neurosens.core.config import Config
     from neurosens.study.session import Session
 
-__all__ = ["adaptive_cas", "stored_flags", "sweep_frame"]
-
-
-def stored_flags(run_id: str, key: str, seed: int | None = None) -> np.ndarray:
-    """Per-example flags stored by :func:`neurosens.evaluation.harness.evaluate` for a setting key
-    (``seed`` for random attacks)."""
-
-    name = f"eval/{key}.json" if seed is None else f"eval/{key}-s{seed}.json"
-    rec = ArtifactStore().read_json(run_id, name)
-    return np.asarray(rec["flags"], dtype=bool)
+__all__ = ["adaptive_cas", "sweep_frame"]
 
 
 def sweep_frame(
@@ -60,7 +51,7 @@ def sweep_frame(
             **kwargs,
         )
         for r in sw.itertuples():
-            f = stored_flags(cfg.run_id, r.key)[: r.n]
+            f = read_flags(cfg.run_id, r.key)[: r.n]
             lab = f"pgd_linf k={r.k}" if r.sweep == "k" else f"pgd_linf ε={r.eps_paper:g}/255"
             row = tidy_row(method, rep, lab, "pgd_linf", r.key, f)
             rows.append({**row, "sweep": r.sweep, "k": r.k, "eps_paper": r.eps_paper})

@@ -36,9 +36,6 @@ import numpy as np
 import pandas as pd
 
 from neurosens.analyses.stats import mean_std, wilson
-from neurosens.attacks.base import AttackError
-from neurosens.attacks.registry import attack_suite
-from neurosens.core.errors import ConfigError
 from neurosens.evaluation.harness import evaluate
 from neurosens.study.paper import PAPER_NAMES, display_name, table
 from neurosens.study.zoo import ZooRun, runs
@@ -54,8 +51,6 @@ __all__ = [
     "aa_description",
     "best_by",
     "best_method",
-    "check_attacks",
-    "check_subset",
     "display_name",
     "evaluate_configs",
     "intervals",
@@ -63,7 +58,6 @@ __all__ = [
     "paper_comparison",
     "paper_gap",
     "relabel",
-    "require",
     "smallest_collapsed",
     "summarize",
     "table3",
@@ -114,41 +108,6 @@ def aa_description(config: Config) -> str:
 # -- validation and evaluation -----------------------------------------------------------------
 
 
-def _literal(name: str, value: Any, error: type[Exception]) -> Any:
-    """papermill's ``-p attacks "[...]"`` passes text: read a bracketed value as a literal."""
-    import ast
-
-    if isinstance(value, str) and value.strip()[:1] in "[(":
-        try:
-            return ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            raise error(f"{name} must be a Python literal list, got the text {value!r}") from None
-    return value
-
-
-def check_subset(name: str, values: Iterable[Any] | None, valid: Sequence[Any]) -> list[Any]:
-    """``values`` (None → all of ``valid``) checked to be a non-empty subset of ``valid``."""
-
-    values = _literal(name, values, ConfigError)
-    if values is None:
-        return list(valid)
-    values = list(values) if isinstance(values, (list, tuple)) else [values]
-    bad = [v for v in values if v not in valid]
-    if bad or not values:
-        raise ConfigError(
-            f"{name} = {values!r} is invalid: expected a non-empty subset of {list(valid)}"
-        )
-    return values
-
-
-def require(name: str, given: Iterable[str], needed: Iterable[str]) -> None:
-    """Fail early when a notebook parameter lacks entries its claims need."""
-
-    missing = [n for n in needed if n not in list(given)]
-    if missing:
-        raise ConfigError(f"{name} must include {missing} (needed by this page's claims)")
-
-
 def zoo_configs(ctx: Session, name: str, **where: Iterable[Any] | None) -> dict[Key, Config]:
     """The configs of zoo group ``name`` (:func:`neurosens.study.zoo.runs`) of the session's
     profile and seeds, keyed (row label, rep), keeping the runs whose structured fields are
@@ -182,20 +141,6 @@ def best_method(summary: pd.DataFrame, attack: str) -> str | None:
     when the attack is absent)."""
     s = summary[summary["attack"] == attack].sort_values("mean", ascending=False)
     return str(s["method"].iloc[0]) if len(s) else None
-
-
-def check_attacks(config: Config, attacks: Iterable[str]) -> list[str]:
-    """Registry names checked before any compute (unknown name → AttackError naming the valid
-    ones); returns them as a list, duplicates removed, ``clean`` first."""
-
-    attacks = _literal("attacks", attacks, AttackError)
-    if isinstance(attacks, str):  # "fgsm,pgd_linf"
-        attacks = [a.strip() for a in attacks.split(",") if a.strip()]
-    names = list(dict.fromkeys(attacks))
-    if not names:
-        raise AttackError("attacks must name at least one attack")
-    attack_suite(config, names)  # raises AttackError("unknown attack ... Valid attacks: ...")
-    return ["clean", *[a for a in names if a != "clean"]]
 
 
 def evaluate_configs(

@@ -11,21 +11,24 @@ print their ids, config hashes and seeds.
 
 from __future__ import annotations
 
+import ast
 import sys
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
 
+from neurosens.attacks.base import AttackError
+from neurosens.attacks.registry import attack_suite
 from neurosens.book.plots import theme
-from neurosens.core.config import METHODS, resolve
+from neurosens.core.config import METHODS, Config, resolve
 from neurosens.core.errors import ConfigError
 from neurosens.core.profiles import PROFILES
 from neurosens.models import build_model
 from neurosens.study.session import Session
 
-__all__ = ["setup"]
+__all__ = ["check_attacks", "check_subset", "require", "setup"]
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -37,16 +40,49 @@ def _fail(msg: str) -> None:
     raise ConfigError(msg)
 
 
-def _literal(name: str, value: Any) -> Any:
-    """papermill's ``-p seeds "[0]"`` passes the text ``"[0]"``: read it as a literal."""
-    if not isinstance(value, str):
+def _literal(name: str, value: Any, error: type[Exception] = ConfigError) -> Any:
+    """papermill's ``-p seeds "[0]"`` passes the text ``"[0]"``: read a bracketed text as a
+    Python literal (other text, e.g. ``"fgsm,pgd_linf"``, is returned as it is)."""
+    if not (isinstance(value, str) and value.strip()[:1] in "[({"):
         return value
-    import ast
-
     try:
         return ast.literal_eval(value)
     except (ValueError, SyntaxError):
-        _fail(f"{name} must be a Python literal (e.g. [0, 1]), got the text {value!r}")
+        raise error(
+            f"{name} must be a Python literal (e.g. [0, 1]), got the text {value!r}"
+        ) from None
+
+
+def check_subset(name: str, values: Iterable[Any] | None, valid: Sequence[Any]) -> list[Any]:
+    """``values`` (None → all of ``valid``) checked to be a non-empty subset of ``valid``."""
+    values = _literal(name, values)
+    if values is None:
+        return list(valid)
+    values = list(values) if isinstance(values, (list, tuple)) else [values]
+    bad = [v for v in values if v not in valid]
+    if bad or not values:
+        _fail(f"{name} = {values!r} is invalid: expected a non-empty subset of {list(valid)}")
+    return values
+
+
+def require(name: str, given: Iterable[str], needed: Iterable[str]) -> None:
+    """Fail early when a notebook parameter lacks entries its claims need."""
+    missing = [n for n in needed if n not in list(given)]
+    if missing:
+        _fail(f"{name} must include {missing} (needed by this page's claims)")
+
+
+def check_attacks(config: Config, attacks: Iterable[str]) -> list[str]:
+    """Registry names checked before any compute (unknown name → AttackError naming the valid
+    ones); returns them as a list, duplicates removed, ``clean`` first."""
+    attacks = _literal("attacks", attacks, AttackError)
+    if isinstance(attacks, str):  # "fgsm,pgd_linf"
+        attacks = [a.strip() for a in attacks.split(",") if a.strip()]
+    names = list(dict.fromkeys(attacks))
+    if not names:
+        raise AttackError("attacks must name at least one attack")
+    attack_suite(config, names)  # raises AttackError("unknown attack ... Valid attacks: ...")
+    return ["clean", *[a for a in names if a != "clean"]]
 
 
 def setup(

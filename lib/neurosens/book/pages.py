@@ -33,7 +33,7 @@ def execute(
     kernel: str = "python3",
 ) -> dict[str, float]:
     """Execute notebooks with papermill; returns wall seconds per notebook."""
-    import papermill as pm
+    import papermill as pm  # lazy: the optional [book] extra
 
     root = project_root()
     out_dir = out_dir or root / "book"
@@ -65,7 +65,7 @@ def execute(
 def _relative_papermill_paths(path: Path) -> None:
     """papermill records the absolute input and output paths in the notebook's metadata:
     make them relative to the repository root (no machine's path in the book)."""
-    import nbformat
+    import nbformat  # lazy: comes with the optional [book] extra
 
     nb = nbformat.read(path, as_version=4)
     meta = nb.metadata.get("papermill", {})

@@ -25,7 +25,7 @@ def glue(name: str, value: Any, fmt: str = "{:.4g}", display: bool = False) -> N
     Returns None, so that a cell ending in ``glue(...)`` shows no execute_result: nbval
     runs cells without storing history, where IPython ignores a trailing ``;``.
     """
-    from myst_nb import glue as _glue
+    from myst_nb import glue as _glue  # lazy: the optional [book] extra
 
     _glue(name, value, display=display)
     shown = fmt.format(value) if isinstance(value, (int, float)) else value
@@ -34,8 +34,8 @@ def glue(name: str, value: Any, fmt: str = "{:.4g}", display: bool = False) -> N
 
 def glue_md(name: str, text: str) -> None:
     """Glue ``text`` as inline Markdown (``{glue:md}`name```, no quotes) and print it."""
-    from IPython.display import Markdown
-    from myst_nb import glue as _glue
+    from IPython.display import Markdown  # lazy: the optional [book] extra
+    from myst_nb import glue as _glue  # lazy: the optional [book] extra
 
     _glue(name, Markdown(text), display=False)
     print(f"{name} = {text}")
@@ -46,8 +46,8 @@ def glue_claim(cid: str, claim: Claim) -> None:
     :mod:`neurosens.book.scorecard`) and its verdict as inline Markdown ``verdict_<cid>``
     (for ``{glue:md}`verdict_C6``` in prose); print it for nbval. The one glue path of
     every claim."""
-    from IPython.display import Markdown
-    from myst_nb import glue as _glue
+    from IPython.display import Markdown  # lazy: the optional [book] extra
+    from myst_nb import glue as _glue  # lazy: the optional [book] extra
 
     _glue(f"claim_{cid}", claim.record(), display=False)
     _glue(f"verdict_{cid}", Markdown(f"**{claim.verdict}**"), display=False)

@@ -10,6 +10,9 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
+
+import torch
 
 from neurosens.cli import book, evaluate, train
 from neurosens.cli.common import Command
@@ -50,7 +53,6 @@ def _dataset_status() -> list[tuple[str, str]]:
 
 
 def cmd_info(_args: argparse.Namespace) -> int:
-    import torch
 
     prov = provenance()
     print("neurosens study environment")
@@ -129,7 +131,6 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def _data_imagenet200(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     if not args.ilsvrc:
         print("imagenet200 is built from an ILSVRC-2012 tree: pass --ilsvrc PATH", file=sys.stderr)

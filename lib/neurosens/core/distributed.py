@@ -33,6 +33,7 @@ import contextlib
 import datetime as _dt
 import json
 import os
+import runpy
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -42,6 +43,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed import _functional_collectives as fc
 from torch.nn.parallel import DistributedDataParallel
 
 __all__ = [
@@ -197,7 +199,6 @@ def _all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     PyTorch 2.14 deprecates :func:`torch.distributed.nn.functional.all_reduce` in favour
     of the functional collectives, which carry the same autograd rule.
     """
-    from torch.distributed import _functional_collectives as fc
 
     return fc.wait_tensor(fc.all_reduce(t, "sum", dist.group.WORLD))
 
@@ -298,7 +299,6 @@ def relaunch(nproc: int, module: str, argv: Sequence[str]) -> int:
 
 def _relaunched() -> None:  # pragma: no cover - runs in the torchrun children
     """``python -m <module> <argv>`` from ``$NEUROSENS_RELAUNCH``, in this process."""
-    import runpy
 
     module, *argv = json.loads(os.environ[RELAUNCH_ENV])
     sys.argv = [module, *argv]

@@ -14,8 +14,9 @@
   256/224 of the side, centre crop) in a fixed seeded order of the validation split, so
   that "the first N test images" spread over all classes (the folder is sorted by class).
 
-Subsets are deterministic: :func:`first_n` takes the first N test images (RobustBench
-convention); :func:`seeded_subset` draws training images with a seeded generator.
+Subsets are deterministic (:mod:`neurosens.data.imageset`): :func:`first_n` takes the first N
+test images (RobustBench convention); :func:`seeded_subset` draws training images with a
+seeded generator.
 """
 
 from __future__ import annotations
@@ -24,15 +25,17 @@ import gzip
 import hashlib
 import os
 import shutil
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, Subset
+from torchvision import datasets, transforms
+from torchvision.datasets import CIFAR10, FashionMNIST
 
 from neurosens.core.paths import data_root
+from neurosens.data.imageset import ImageSet, first_n, seeded_subset, synthetic
 
 if TYPE_CHECKING:
     from neurosens.core.config import Config
@@ -40,12 +43,14 @@ if TYPE_CHECKING:
 __all__ = [
     "DEBIAN_FASHION_MNIST",
     "DataUnavailable",
-    "ImageSet",
-    "first_n",
     "load_dataset",
     "loader_workers",
     "provision_fashion_mnist",
-    "seeded_subset",
+    "test_set",
+    "train_images",
+    "train_set",
+    "train_source",
+    "validation_images",
 ]
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -67,82 +72,6 @@ CIFAR10_CLASSES = (
 
 class DataUnavailable(RuntimeError):
     """A dataset could not be found or fetched; the message lists every way to get it."""
-
-
-@dataclass(frozen=True)
-class ImageSet:
-    """Images as uint8 (N, C, H, W) plus int64 labels (N,); served as float in [0, 1]."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    classes: tuple[str, ...]
-    name: str
-
-    def __post_init__(self) -> None:
-        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise ValueError("ImageSet.images must be uint8 (N, C, H, W)")
-        if len(self.images) != len(self.labels):
-            raise ValueError("ImageSet images and labels differ in length")
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, idx: int | slice | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images[idx].float().div_(255), self.labels[idx]
-
-    def subset(self, idx: torch.Tensor | slice) -> ImageSet:
-        return ImageSet(self.images[idx], self.labels[idx], self.classes, self.name)
-
-    def batches(
-        self,
-        batch_size: int,
-        shuffle: bool = False,
-        generator: torch.Generator | None = None,
-        drop_last: bool = False,
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield (x, y): x float (B, C, H, W) in [0, 1], y int64 (B,)."""
-        n = len(self)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        stop = n - n % batch_size if drop_last else n
-        for s in range(0, stop, batch_size):
-            yield self[order[s : s + batch_size]]
-
-    def fingerprint(self) -> str:
-        """sha256 (first 16 hex) of the images and labels, recorded with every artifact."""
-        h = hashlib.sha256()
-        h.update(self.images.numpy().tobytes())
-        h.update(self.labels.numpy().tobytes())
-        return h.hexdigest()[:16]
-
-
-def first_n(ds: ImageSet, n: int) -> ImageSet:
-    """The first ``n`` images (deterministic evaluation subset)."""
-    if n < 1:
-        raise ValueError(f"n must be ≥ 1, got {n}")
-    return ds.subset(slice(0, min(n, len(ds))))
-
-
-def seeded_subset(ds: ImageSet, n: int, seed: int) -> ImageSet:
-    """``n`` images drawn without replacement with ``torch.Generator().manual_seed(seed)``."""
-    if n <= 0 or n >= len(ds):
-        return ds
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(ds), generator=g)[:n].sort().values
-    return ds.subset(idx)
-
-
-def augment_crop_flip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random 4-pixel-padded crop and horizontal flip of a float batch (B, C, H, W)."""
-    b, _, h, w = x.shape
-    padded = F.pad(x, (4, 4, 4, 4))
-    dx = torch.randint(0, 9, (b,), generator=generator)
-    dy = torch.randint(0, 9, (b,), generator=generator)
-    flip = torch.rand(b, generator=generator) < 0.5
-    out = torch.empty_like(x)
-    for i in range(b):
-        crop = padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w]
-        out[i] = crop.flip(-1) if flip[i] else crop
-    return out
 
 
 # -- Fashion-MNIST --------------------------------------------------------------------------
@@ -180,8 +109,6 @@ def provision_fashion_mnist(
     err = "no local copy"
     if download:
         try:
-            from torchvision.datasets import FashionMNIST
-
             FashionMNIST(str(root), train=True, download=True)
             FashionMNIST(str(root), train=False, download=True)
             return raw
@@ -198,7 +125,6 @@ def _pad32(images: torch.Tensor) -> torch.Tensor:
 def load_fashion_mnist(
     split: str, root: Path | None = None, debian_dir: Path | None = None, download: bool = True
 ) -> ImageSet:
-    from torchvision.datasets import FashionMNIST
 
     root = Path(root) if root is not None else data_root()
     provision_fashion_mnist(root, debian_dir, download)
@@ -210,7 +136,6 @@ def load_fashion_mnist(
 
 
 def load_cifar10(split: str, root: Path | None = None, download: bool = True) -> ImageSet:
-    from torchvision.datasets import CIFAR10
 
     root = Path(root) if root is not None else data_root()
     try:
@@ -239,7 +164,6 @@ def imagenet200_folder(
     short side to image_size·256/224 and centre-crop. Tensors are float in [0, 1], or
     uint8 with ``as_uint8`` (for :class:`ImageSet`).
     """
-    from torchvision import datasets, transforms
 
     root = Path(root) if root is not None else data_root()
     folder = root / "imagenet200" / ("train" if split == "train" else "val")
@@ -273,7 +197,6 @@ def load_imagenet200_eval(
 ) -> ImageSet:
     """Validation images at ``positions`` of :func:`imagenet200_order`, decoded into memory
     (uint8, resized and centre-cropped). 1,000 images at 224 px take 150 MB."""
-    from torch.utils.data import DataLoader, Subset
 
     folder = imagenet200_folder("val", image_size, root, as_uint8=True)
     idx = imagenet200_order(len(folder))[positions].tolist()
@@ -289,16 +212,6 @@ def load_imagenet200_eval(
 
 def imagenet200_size(split: str, root: Path | None = None) -> int:
     return len(imagenet200_folder(split, 32, root))
-
-
-def synthetic(n: int = 256, in_channels: int = 1, size: int = 32, seed: int = 0) -> ImageSet:
-    """Random labelled images for tests (classes are separable by mean intensity)."""
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, 10, (n,), generator=g)
-    base = (labels.float() * 22 + 20).view(n, 1, 1, 1)
-    noise = torch.randint(-20, 21, (n, in_channels, size, size), generator=g).float()
-    images = (base + noise).clamp(0, 255).to(torch.uint8)
-    return ImageSet(images, labels, tuple(str(i) for i in range(10)), "synthetic")
 
 
 _CACHE: dict[tuple[str, str, str], ImageSet] = {}
@@ -345,7 +258,6 @@ def train_images(config: Config, n: int, seed: int) -> ImageSet:
     centre crop), so ``n`` should stay in the thousands."""
     if config.dataset != "imagenet200":
         return seeded_subset(train_set(config), n, seed)
-    from torch.utils.data import DataLoader, Subset
 
     src = FolderSource(config)
     folder = imagenet200_folder("train", config.image_size, as_uint8=True)
@@ -366,7 +278,6 @@ class FolderSource:
     seed when set. Duck-types the parts of :class:`ImageSet` the trainer uses."""
 
     def __init__(self, config: Config) -> None:
-        from torch.utils.data import Subset
 
         folder = imagenet200_folder("train", config.image_size, augment=config.augment)
         self.classes = tuple(folder.classes)

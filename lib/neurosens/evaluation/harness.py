@@ -42,7 +42,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import time
 import warnings
 from collections.abc import Iterable
@@ -61,13 +60,20 @@ from neurosens.core.config import Config as _Config
 from neurosens.core.distributed import Dist, current
 from neurosens.data.images import test_set
 from neurosens.evaluation.checks import GradientMaskingWarning, self_checks
+from neurosens.evaluation.records import (
+    images_sha,
+    load_done,
+    record_meta,
+    write_flags,
+)
 from neurosens.measures.accuracy import correct
-from neurosens.store.artifacts import ArtifactMissing, ArtifactStore, provenance
+from neurosens.measures.sensitivity import model_device
+from neurosens.store.artifacts import ArtifactStore
 from neurosens.train import load_model
 
 if TYPE_CHECKING:
     from neurosens.core.config import Config
-    from neurosens.data.images import ImageSet
+    from neurosens.data.imageset import ImageSet
     from neurosens.store.artifacts import ArtifactStore
 
 __all__ = [
@@ -75,8 +81,6 @@ __all__ = [
     "evaluate",
     "resolve_model",
 ]
-
-EVAL_DIR = "eval"
 
 
 @dataclass
@@ -114,17 +118,6 @@ class EvalResult:
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _images_sha(x: torch.Tensor) -> list[str]:
-    """A short sha256 per image (so that a prefix of a stored evaluation can be checked)."""
-    a = x.detach().cpu().contiguous().numpy()
-    return [hashlib.sha256(a[i].tobytes()).hexdigest()[:10] for i in range(len(a))]
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 def _as_tensors(data: ImageSet | tuple[torch.Tensor, torch.Tensor], n: int) -> tuple:
     if isinstance(data, tuple):
         x, y = data
@@ -143,47 +136,8 @@ def _as_tensors(data: ImageSet | tuple[torch.Tensor, torch.Tensor], n: int) -> t
     return x, y.long()
 
 
-def _flags_file(spec: AttackSpec, seed: int) -> str:
-    """``eval/<key>.json``; random attacks keep one file per seed (``eval/<key>-s<seed>.json``)."""
-    return f"{EVAL_DIR}/{spec.key}-s{seed}.json" if spec.random else f"{EVAL_DIR}/{spec.key}.json"
-
-
 def _batch_generator(seed: int, start: int, device: torch.device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed * 1_000_003 + start)
-
-
-@torch.no_grad()
-def _load_done(
-    store: ArtifactStore | None,
-    run_id: str | None,
-    spec: AttackSpec,
-    seed: int,
-    batch_size: int,
-    x: torch.Tensor,
-) -> tuple[list[bool], float]:
-    """Flags already stored for this setting, if compatible (else [])."""
-    if store is None or run_id is None:
-        return [], 0.0
-
-    try:
-        rec = store.read_json(run_id, _flags_file(spec, seed))
-    except ArtifactMissing:
-        return [], 0.0
-    flags = [bool(f) for f in rec.get("flags", [])]
-    ok = (
-        rec.get("key") == spec.key
-        and rec.get("batch_size") == batch_size
-        and (rec.get("seed") == seed or not spec.random)
-        and len(flags) > 0
-        and len(rec.get("images_sha", [])) == len(flags)
-    )
-    m = min(len(flags), len(x))
-    ok = ok and rec["images_sha"][:m] == _images_sha(x[:m])
-    if not ok:
-        return [], 0.0
-    if len(flags) < len(x) and len(flags) % batch_size:  # stopped mid-batch: cannot extend
-        return [], 0.0
-    return flags, float(rec.get("seconds", 0.0))
 
 
 def _run_attack(
@@ -207,15 +161,13 @@ def _run_attack(
     """
     d = dist or Dist()
     n = len(x)
-    done, seconds = ([], 0.0) if recompute else _load_done(store, run_id, spec, seed, batch_size, x)
+    done, seconds = ([], 0.0) if recompute else load_done(store, run_id, spec, seed, batch_size, x)
     if len(done) >= n:
         return np.array(done[:n], dtype=bool), seconds, True
     flags = list(done)
     storing = store is not None and run_id is not None and d.main
-    shas = _images_sha(x) if storing else []
-    if storing:
-        prov = provenance()
-        prov = {"git_sha": prov["git_sha"], "versions": prov["versions"]}
+    shas = images_sha(x) if storing else []
+    meta = record_meta() if storing else {}
     bar = tqdm(
         total=n,
         initial=len(flags),
@@ -241,23 +193,7 @@ def _run_attack(
                 flags.extend(bool(v) for v in ok)
                 bar.update(len(ok))
             if storing:
-                store.write_json(
-                    run_id,
-                    _flags_file(spec, seed),
-                    {
-                        **prov,
-                        **spec.describe(),
-                        "n": len(flags),
-                        "n_target": n,
-                        "complete": len(flags) >= n,
-                        "seed": seed,
-                        "batch_size": batch_size,
-                        "images_sha": shas[: len(flags)],
-                        "seconds": round(seconds, 3),
-                        "accuracy": sum(flags) / len(flags),
-                        "flags": [int(f) for f in flags],
-                    },
-                )
+                write_flags(store, run_id, spec, seed, batch_size, flags, n, shas, seconds, meta)
     finally:
         bar.close()
     return np.array(flags, dtype=bool), seconds, False
@@ -376,47 +312,43 @@ def evaluate(
     ns = {k: min(v, n_max) for k, v in ns.items()}
     ns[clean.key] = n_max
     bs = batch_size or config.eval_batch_size
-    dev = torch.device(device) if device is not None else _model_device(model)
+    dev = torch.device(device) if device is not None else model_device(model)
     model = model.to(dev)
     d = current() if distributed else Dist()
 
+    opts = dict(seed=seed, batch_size=bs, device=dev, store=store, run_id=run_id)
+    opts.update(progress=progress, recompute=recompute, dist=d)
     flags: dict[str, np.ndarray] = {}
     rows: list[dict[str, Any]] = []
     with eval_mode(model):
         for spec in specs:
             n = ns[spec.key]
             clean_ok = flags.get(clean.key) if spec.kind not in ("clean", "noise") else None
-            f, secs, cached = _run_attack(
-                model,
-                spec,
-                x[:n],
-                y[:n],
-                seed,
-                bs,
-                dev,
-                store,
-                run_id,
-                progress,
-                recompute,
-                clean_ok,
-                d,
-            )
+            f, secs, cached = _run_attack(model, spec, x[:n], y[:n], clean_ok=clean_ok, **opts)
             flags[spec.key] = f
             label = spec.label or spec.name
             rows.append(
                 _row(label, spec.name, spec.key, spec.kind, spec.norm, spec.eps, f, secs, cached)
             )
-        k = min(len(f) for f in flags.values())
-        worst = np.logical_and.reduce([f[:k] for f in flags.values()])
-        flags["worst"] = worst
-        secs = sum(r["seconds"] for r in rows)
-        cached = all(r["cached"] for r in rows)
-        rows.append(_row("worst", "worst", "worst", "worst", None, None, worst, secs, cached))
+        flags["worst"], worst_row = _worst(flags, rows)
+        rows.append(worst_row)
         msgs = self_checks(model, x, y, specs, flags, dev) if checks and d.main else []
         msgs = d.broadcast_object(msgs)
     for msg in msgs:
         warnings.warn(msg, GradientMaskingWarning, stacklevel=2)
     return EvalResult(pd.DataFrame(rows), flags, specs, msgs, n_max, seed, run_id)
+
+
+def _worst(
+    flags: dict[str, np.ndarray], rows: list[dict[str, Any]]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Worst case per example over every attack (robust only if right under all of them),
+    on the images common to all, and its table row."""
+    k = min(len(f) for f in flags.values())
+    worst = np.logical_and.reduce([f[:k] for f in flags.values()])
+    secs = sum(r["seconds"] for r in rows)
+    cached = all(r["cached"] for r in rows)
+    return worst, _row("worst", "worst", "worst", "worst", None, None, worst, secs, cached)
 
 
 def _plan(

@@ -38,6 +38,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from neurosens.attacks.base import Attack, eval_mode
 from neurosens.models.probe import resolve_layer
@@ -301,7 +302,7 @@ def sensitivity_under_attack(
 
     Args:
         model: a model with ``layer_names``; attacked and probed in eval mode, mode restored.
-        images: a :class:`neurosens.data.images.ImageSet` (uint8 served as [0, 1] floats).
+        images: a :class:`neurosens.data.imageset.ImageSet` (uint8 served as [0, 1] floats).
         layers: layer names whose neurons are measured (one forward per batch for all).
         attack: ``attack(model, x, y) -> x_adv`` (B, C, H, W); any attack or corruption.
         n: use the first ``n`` images (default all).
@@ -311,7 +312,6 @@ def sensitivity_under_attack(
 
     x' is never stored for more than one batch. Returns ``{layer: (C_l,) float64}``.
     """
-    from tqdm import tqdm
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from neurosens.attacks import pgd
 from neurosens.attacks.base import eval_mode
@@ -113,7 +114,6 @@ def per_target(
         k: length of Π^y and Γ^y (20 in the paper).
         n, batch_size, progress: subset size, batch size, tqdm bar.
     """
-    from tqdm import tqdm
 
     pen = model.penultimate
     fc = resolve_layer(model, model.classifier)

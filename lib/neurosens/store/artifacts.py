@@ -24,7 +24,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy
 import torch
+import torchvision
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
@@ -114,8 +116,6 @@ def _git(*args: str) -> str:
 
 def provenance() -> dict[str, Any]:
     """Git SHA (and whether the tree was dirty), library versions, host facts."""
-    import numpy
-    import torchvision
 
     return {
         "git_sha": _git("rev-parse", "HEAD"),

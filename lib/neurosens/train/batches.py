@@ -21,10 +21,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader, DistributedSampler
 
 from neurosens.core.config import Config
 from neurosens.core.distributed import Dist
-from neurosens.data.images import FolderSource, augment_crop_flip, loader_workers
+from neurosens.data.images import FolderSource, loader_workers
+from neurosens.data.imageset import augment_crop_flip
 
 __all__ = ["batches_per_epoch", "epoch_batches", "local_batch"]
 
@@ -69,7 +71,6 @@ def epoch_batches(
 def _folder_batches(
     data: Any, config: Config, g_data: torch.Generator, d: Dist, b: int, pin_memory: bool
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    from torch.utils.data import DataLoader, DistributedSampler
 
     # the epoch number only enters through the generator's seed; set_epoch needs an int
     epoch = int(torch.randint(0, 2**31 - 1, (1,), generator=g_data))

@@ -64,7 +64,7 @@ from neurosens.train.checkpoint import (
     set_rng_state,
 )
 from neurosens.train.freeze import freeze_except, set_train_mode
-from neurosens.train.setup import lr_at, make_optimizer, prepare_run, vanilla_config
+from neurosens.train.setup import lr_at, make_optimizer, on_main_rank, prepare_run, vanilla_config
 from neurosens.train.validation import validate, validation_set
 
 __all__ = ["load_model", "train"]
@@ -235,7 +235,7 @@ def _setup(
         global_batch=config.batch_size if d.active else None,
         shard=slice(d.rank * b_local, (d.rank + 1) * b_local) if d.active else None,
     )
-    _on_main(d, method, lambda: method.prepare(model, ctx, resumed=ckpt is not None))
+    on_main_rank(d, method, lambda: method.prepare(model, ctx, resumed=ckpt is not None))
     net = wrap(model, d, dev)  # DDP when several processes; hooks stay on `model`
     return _Run(
         config, store, d, progress, method, model, net, opt, rt, ctx, data, val,
@@ -276,7 +276,7 @@ def _epoch(run: _Run, epoch: int) -> dict[str, Any]:
     if bar is not None:
         bar.close()
     seconds = time.perf_counter() - t0
-    _on_main(d, run.method, lambda: run.method.end_epoch(run.model, ctx))
+    on_main_rank(d, run.method, lambda: run.method.end_epoch(run.model, ctx))
     total, seen = d.sum([total, seen])
     entry = {
         "epoch": epoch + 1,
@@ -348,19 +348,6 @@ def _finish(run: _Run, seconds_this_process: float) -> None:
     d.barrier()  # the artifact is on disk before any rank goes on (e.g. to load it)
     if run.progress:
         print(f"saved {config.run_id} to {display_path(run.store.run_dir(config.run_id))}")
-
-
-def _on_main(d: Dist, method: Method, fn: Callable[[], None]) -> None:
-    """Run ``fn`` (a method's prepare/end_epoch) on rank 0 only and give every other rank
-    rank 0's resulting :meth:`Method.state` (e.g. SNS's neuron selection)."""
-    if not d.active:
-        fn()
-        return
-    if d.main:
-        fn()
-    state = d.broadcast_object(method.state() if d.main else None)
-    if not d.main:
-        method.load_state(state)
 
 
 def _bar(progress: bool, total: int, desc: str) -> Any:

@@ -1,19 +1,29 @@
 """What a training run needs before its first step: its method and model (every bad input
-rejected first), the vanilla run it starts from, its optimiser and learning-rate schedule."""
+rejected first), the vanilla run it starts from, its optimiser and learning-rate schedule,
+and a method's preparation run once on rank 0 of a data-parallel run."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from neurosens.core.config import Config
+from neurosens.core.distributed import Dist
 from neurosens.core.profiles import profile_defaults
 from neurosens.defences import Method, get_method
 from neurosens.models import build_model
 
-__all__ = ["DEFENCE_FIELDS", "lr_at", "make_optimizer", "prepare_run", "vanilla_config"]
+__all__ = [
+    "DEFENCE_FIELDS",
+    "lr_at",
+    "make_optimizer",
+    "on_main_rank",
+    "prepare_run",
+    "vanilla_config",
+]
 
 #: Config fields that only matter to a defence: reset to the profile's defaults when
 #: locating the vanilla starting model, so that e.g. a λ sweep shares one vanilla model.
@@ -73,3 +83,16 @@ def make_optimizer(config: Config, params: list[nn.Parameter], lr: float) -> tor
     return torch.optim.SGD(
         params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
+
+
+def on_main_rank(d: Dist, method: Method, fn: Callable[[], None]) -> None:
+    """Run ``fn`` (a method's prepare/end_epoch) on rank 0 only and give every other rank
+    rank 0's resulting :meth:`Method.state` (e.g. SNS's neuron selection)."""
+    if not d.active:
+        fn()
+        return
+    if d.main:
+        fn()
+    state = d.broadcast_object(method.state() if d.main else None)
+    if not d.main:
+        method.load_state(state)
