@@ -226,6 +226,8 @@ def test_layer_means_order():
     m = profiles.layer_means(f)
     assert m[m["method"] == "sns"]["layer"].tolist() == ["conv2", "conv9", "conv10"]
     assert m[m["method"] == "sns"]["sigma"].tolist() == [2, 3, 1]
+    assert list(dict.fromkeys(m["method"])) == list(dict.fromkeys(f["method"]))  # page order
+    assert m[m["method"] == "sns"]["depth"].tolist() == [1, 2, 3]
 
 
 # -- evaluation results, validation, paper -------------------------------------------------------

@@ -121,14 +121,22 @@ def _natural(name: str) -> tuple:
 
 
 def layer_means(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean σ per (method, rep, layer) of a :func:`sensitivity_frame` (NaN-aware), layers
-    in forward order (natural sort of the names: conv1 … conv13, l1b1c1 … l4b2c2), with
+    """Mean σ per (method, rep, layer) of a :func:`sensitivity_frame` (NaN-aware), methods
+    and reps in their order of appearance, layers in forward order (natural sort of the names: conv1 … conv13, l1b1c1 … l4b2c2), with
     ``depth`` = 1-based position of the layer in that order."""
-    order = sorted(dict.fromkeys(frame["layer"]), key=_natural)
     out = frame.groupby(["method", "rep", "layer"], sort=False)["sigma"].mean().reset_index()
-    out["layer"] = pd.Categorical(out["layer"], order, ordered=True)
+    for col in ("method", "rep", "layer"):  # methods and reps keep their order of appearance
+        order = list(dict.fromkeys(out[col]))
+        order = sorted(order, key=_natural) if col == "layer" else order
+        out[col] = pd.Categorical(out[col], order, ordered=True)
     out = out.sort_values(["method", "rep", "layer"])
-    return out.assign(layer=lambda d: d["layer"].astype(str), depth=out["layer"].cat.codes + 1)
+    depth = out["layer"].cat.codes + 1
+    return out.assign(
+        method=out["method"].astype(object),
+        rep=out["rep"].astype(object).astype(frame["rep"].dtype),
+        layer=out["layer"].astype(str),
+        depth=depth.astype(int),
+    )
 
 
 def mean_sigma(means: pd.DataFrame, layers: Sequence[str]) -> pd.Series:
