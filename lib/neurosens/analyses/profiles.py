@@ -121,9 +121,9 @@ def _natural(name: str) -> tuple:
 
 
 def layer_means(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean σ per (method, rep, layer) of a :func:`sensitivity_frame` (NaN-aware), methods
-    and reps in their order of appearance, layers in forward order (natural sort of the names: conv1 … conv13, l1b1c1 … l4b2c2), with
-    ``depth`` = 1-based position of the layer in that order."""
+    """Mean σ per (method, rep, layer) of a :func:`sensitivity_frame` (NaN-aware): methods
+    and reps in their order of appearance, layers in forward order (natural sort of the
+    names: conv1 … conv13, l1b1c1 … l4b2c2), ``depth`` the layer's 1-based position."""
     out = frame.groupby(["method", "rep", "layer"], sort=False)["sigma"].mean().reset_index()
     for col in ("method", "rep", "layer"):  # methods and reps keep their order of appearance
         order = list(dict.fromkeys(out[col]))
