@@ -16,6 +16,7 @@ from neurosens.core.config import resolve
 from neurosens.data.imageset import synthetic
 from neurosens.evaluation.checks import GradientMaskingWarning, self_checks
 from neurosens.evaluation.harness import evaluate
+from neurosens.evaluation.records import flags_file
 from neurosens.evaluation.sweeps import pgd_sweep
 from neurosens.store.artifacts import ArtifactStore
 from neurosens.train import load_model
@@ -152,8 +153,10 @@ def test_flags_are_stored_and_not_recomputed(model, data, cfg, tmp_path, monkeyp
     evaluate(model, ["gauss1"], 32, 0, **kw)  # same seed: reused
     with pytest.raises(AssertionError, match="recomputed"):
         evaluate(model, ["gauss1"], 32, 1, **kw)  # random attack, new seed: recomputed
-    g1 = make_spec("gauss1", cfg).key
-    assert store.read_json("tiny-run", f"eval/{g1}-s0.json")["seed"] == 0  # one file per seed
+    g1 = make_spec("gauss1", cfg)
+    name = flags_file(g1, 0, cfg.eval_batch_size)
+    assert name == f"eval/{g1.key}-s0-b{cfg.eval_batch_size}.json"  # seed and batch in the name
+    assert store.read_json("tiny-run", name)["seed"] == 0
 
 
 def test_interrupted_evaluation_resumes_at_last_batch(model, data, cfg, tmp_path, monkeypatch):
@@ -173,7 +176,7 @@ def test_interrupted_evaluation_resumes_at_last_batch(model, data, cfg, tmp_path
     with pytest.raises(KeyboardInterrupt):
         evaluate(model, ["gauss2"], 64, 0, **kw)
     key = make_spec("gauss2", cfg).key
-    rec = store.read_json("r", f"eval/{key}-s0.json")
+    rec = store.read_json("r", flags_file(make_spec("gauss2", cfg), 0, 16))
     assert rec["n"] == 32 and not rec["complete"]
     calls.clear()
     calls.append(-1)  # so the next failure point is not reached

@@ -1,5 +1,6 @@
 import json
 import os
+import shlex
 
 import pytest
 import torch
@@ -107,8 +108,8 @@ def test_train_command_round_trips_overrides():
     from neurosens.cli.common import parse_set
 
     cfg = resolve("smoke", method="sns", seed=1, sns_layers=("conv12", "conv13"), sns_lambda=2.5)
-    cmd = train_command(cfg)
-    sets = [tok for tok in cmd.split() if "=" in tok and not tok.startswith("NEUROSENS")]
+    cmd = train_command(cfg)  # shell-quoted: read it back as a shell would
+    sets = [tok for tok in shlex.split(cmd) if "=" in tok and not tok.startswith("NEUROSENS")]
     assert resolve("smoke", method="sns", seed=1, **parse_set(sets)) == cfg
 
 

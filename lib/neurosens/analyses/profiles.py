@@ -18,10 +18,13 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import torch
 
 from neurosens.analyses.common import ANALYSIS_VERSION, eval_images
+from neurosens.attacks.base import eval_mode
 from neurosens.attacks.registry import as_attack, make_spec
 from neurosens.measures.sensitivity import sensitivity_under_attack
+from neurosens.measures.suppression import layer_widths
 from neurosens.store.cache import cached
 
 if TYPE_CHECKING:
@@ -82,7 +85,15 @@ def sensitivity_profile(
             progress=False,
         )
 
-    value = cached(run.run_id, "sensitivity", params, compute)
+    def check(value: dict[str, Any]) -> None:  # one σ per neuron of every layer
+        sample = torch.zeros(1, c.in_channels, c.image_size, c.image_size)
+        with eval_mode(model):
+            widths = layer_widths(model, layers, sample)
+        bad = {k: len(value.get(k, ())) for k in layers if len(value.get(k, ())) != widths[k]}
+        if bad:
+            raise ValueError(f"σ values per layer {bad}, but the layers have {widths} neurons")
+
+    value = cached(run.run_id, "sensitivity", params, compute, check=check)
     return {layer: value[layer] for layer in layers}  # the cache stores keys sorted
 
 

@@ -126,6 +126,8 @@ def paired(
     only_b, p_value, diff_lo, diff_hi (paired-bootstrap 95% interval of the difference,
     resampling images), outcome (``better``/``worse`` when p < alpha, else ``n.s.``).
     """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
     da, db = df[df["method"] == a], df[df["method"] == b]
     if da.empty or db.empty:
         raise KeyError(f"paired() needs rows of both {a!r} and {b!r}; have {set(df['method'])}")

@@ -15,7 +15,6 @@ from neurosens.analyses.tables import Key, tidy_row
 from neurosens.attacks.pgd import pgd
 from neurosens.data.images import test_set
 from neurosens.defences.cas import cas_attack_loss
-from neurosens.evaluation.records import read_flags
 from neurosens.evaluation.sweeps import pgd_sweep
 from neurosens.measures.accuracy import flags
 from neurosens.store.cache import cached
@@ -51,7 +50,7 @@ def sweep_frame(
             **kwargs,
         )
         for r in sw.itertuples():
-            f = read_flags(cfg.run_id, r.key)[: r.n]
+            f = np.asarray(r.flags, dtype=bool)
             lab = f"pgd_linf k={r.k}" if r.sweep == "k" else f"pgd_linf ε={r.eps_paper:g}/255"
             row = tidy_row(method, rep, lab, "pgd_linf", r.key, f)
             rows.append({**row, "sweep": r.sweep, "k": r.k, "eps_paper": r.eps_paper})

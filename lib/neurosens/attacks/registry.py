@@ -114,6 +114,12 @@ class AttackSpec:
         """True when the result depends on the seed."""
         return self.kind in ("black", "noise", "ensemble") or bool(self.params.get("random_start"))
 
+    @property
+    def batch_dependent(self) -> bool:
+        """True when an image's result depends on the other images of its batch: random
+        settings (one generator per batch) and C&W with its batch-wide early abort."""
+        return self.random or (self.name == "cw" and bool(self.params.get("abort_early")))
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -28,7 +28,7 @@ from neurosens.core.profiles import PROFILES
 from neurosens.models import build_model
 from neurosens.study.session import Session
 
-__all__ = ["check_attacks", "check_subset", "require", "setup"]
+__all__ = ["check_attacks", "check_params", "check_subset", "require", "setup"]
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -83,6 +83,80 @@ def check_attacks(config: Config, attacks: Iterable[str]) -> list[str]:
         raise AttackError("attacks must name at least one attack")
     attack_suite(config, names)  # raises AttackError("unknown attack ... Valid attacks: ...")
     return ["clean", *[a for a in names if a != "clean"]]
+
+
+def _number(name: str, v: Any, lo: float, hi: float, lo_open: bool, hi_open: bool) -> None:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+    ok = ok and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+    if not ok:
+        a, b = "(" if lo_open else "[", ")" if hi_open else "]"
+        _fail(f"{name} must lie in {a}{lo:g}, {hi:g}{b}, got {v!r}")
+
+
+def _count(name: str, v: Any, none_ok: bool = False) -> None:
+    if v is None and none_ok:
+        return
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        _fail(f"{name} must be an integer ≥ 1{' or None' if none_ok else ''}, got {v!r}")
+
+
+def _each(name: str, v: Any, check: Any) -> None:
+    values = list(v) if isinstance(v, (list, tuple)) else [v]
+    if not values:
+        _fail(f"{name} must not be empty")
+    for x in values:
+        check(name, x)
+
+
+inf = float("inf")
+#: parameter name → its check (a name not listed here is refused, so none goes unchecked)
+_RULES: dict[str, Any] = {
+    "alpha": lambda n, v: _number(n, v, 0, 1, True, True),
+    "equivalence_margin": lambda n, v: _number(n, v, 0, 1, True, True),
+    "fraction": lambda n, v: _number(n, v, 0, 1, True, False),
+    "roi_fraction": lambda n, v: _number(n, v, 0, 0.5, True, False),
+    "betas": lambda n, v: _each(n, v, lambda m, x: _number(m, x, 0, 1, False, False)),
+    "noise_severity": lambda n, v: _number(n, v, 1, 5, False, False),
+    "severities": lambda n, v: _each(n, v, lambda m, x: _number(m, x, 1, 5, False, False)),
+    "fig13_severities": lambda n, v: _each(n, v, lambda m, x: _number(m, x, 1, 5, False, False)),
+    "methods": lambda n, v: _each(
+        n,
+        v,
+        lambda m, x: (
+            x in METHODS
+            or _fail(f"{m}: unknown method {x!r}; valid methods are {', '.join(METHODS)}")
+        ),
+    ),
+}
+
+
+def _rule(name: str) -> Any:
+    if name in _RULES:
+        return _RULES[name]
+    if name.startswith("eps"):  # ε on any scale: every value > 0
+        return lambda n, v: _each(n, v, lambda m, x: _number(m, x, 0, inf, True, True))
+    if name.startswith("n_") or name in ("adaptive_steps",):
+        return lambda n, v: _count(n, v, none_ok=True)
+    if name in ("top_k", "roi_show", "roi_images", "roi_k_test", "draws"):
+        return _count
+    if name.endswith(("_layers", "_methods")) or name in ("neighbours", "seeds"):
+        return lambda n, v: _each(n, v, lambda m, x: None)  # non-empty; names checked later
+    return None
+
+
+def check_params(**params: Any) -> Any:
+    """A page's own papermill parameters, checked before any compute (ε > 0, 0 < α < 1,
+    counts ≥ 1 or None, fractions in (0, 1], β in [0, 1], severities 1–5, non-empty lists)
+    and read as literals; returns their values in the order given (one value for one)."""
+    out = []
+    for name, value in params.items():
+        rule = _rule(name)
+        if rule is None:
+            _fail(f"no check is defined for the parameter {name!r}")
+        value = _literal(name, value)
+        rule(name, value)
+        out.append(value)
+    return out[0] if len(out) == 1 else tuple(out)
 
 
 def setup(

@@ -11,7 +11,7 @@ import argparse
 import json
 
 from neurosens.book.pages import execute, write_pages
-from neurosens.cli.common import Command, maybe_relaunch, parse_set
+from neurosens.cli.common import Command, maybe_relaunch, parse_set, positive_int
 from neurosens.study.zoo import train_zoo
 
 __all__ = ["COMMANDS"]
@@ -28,7 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument("--profile", default="cpu")
     a.add_argument("--groups", nargs="*", help="zoo groups (default: all, headline first)")
     a.add_argument(
-        "--nproc", type=int, default=1, help="data-parallel processes (GPUs) per run (torchrun)"
+        "--nproc",
+        type=positive_int,
+        default=1,
+        help="data-parallel processes (GPUs) per run (torchrun)",
     )
 
 

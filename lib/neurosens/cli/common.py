@@ -9,21 +9,47 @@ from collections.abc import Callable
 from typing import Any
 
 from neurosens.core.distributed import launched, relaunch
+from neurosens.core.errors import ConfigError
 from neurosens.core.runtime import MEMORY_FORMATS, PRECISIONS
 
-__all__ = ["Command", "add_runtime_arguments", "maybe_relaunch", "parse_set", "strip_nproc"]
+__all__ = [
+    "Command",
+    "add_runtime_arguments",
+    "maybe_relaunch",
+    "parse_set",
+    "positive_int",
+    "strip_nproc",
+]
 
 #: a sub-command: (help, add its arguments to a parser, run it on the parsed arguments)
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]
 
 
+#: config fields that have their own option: ``--set`` of them is refused
+OWN_OPTIONS = ("profile", "method", "seed")
+
+
+def positive_int(text: str) -> int:
+    """argparse type of counts (``--n``, ``--batch-size``, ``--nproc``): an integer ≥ 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, got {v}")
+    return v
+
+
 def parse_set(pairs: list[str] | None) -> dict[str, Any]:
-    """``["lr=0.1", "widths=[8,8]"]`` → ``{"lr": 0.1, "widths": [8, 8]}`` (JSON values)."""
+    """``["lr=0.1", "widths=[8,8]"]`` → ``{"lr": 0.1, "widths": [8, 8]}`` (JSON values);
+    ``profile``, ``method`` and ``seed`` are refused (they have their own options)."""
     out: dict[str, Any] = {}
     for p in pairs or []:
         if "=" not in p:
-            raise SystemExit(f"--set expects key=value, got {p!r}")
+            raise ConfigError(f"--set expects key=value, got {p!r}")
         k, v = p.split("=", 1)
+        if k in OWN_OPTIONS:
+            raise ConfigError(f"--set {k}=… is not accepted: use --{k} {v}")
         try:
             out[k] = json.loads(v)
         except json.JSONDecodeError:
@@ -35,7 +61,7 @@ def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
     """--nproc, --device, --precision (shared with ``python -m neurosens book artifacts``)."""
     p.add_argument(
         "--nproc",
-        type=int,
+        type=positive_int,
         default=1,
         help="data-parallel processes on this machine (one per GPU; re-launches through "
         "torch.distributed.run). Ignored inside torchrun",

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from neurosens.attacks.base import AttackError
-from neurosens.cli.train import maybe_relaunch
+from neurosens.cli.common import maybe_relaunch, positive_int
 from neurosens.core.distributed import init_from_env, shutdown
 from neurosens.core.runtime import select_device
 from neurosens.evaluation.checks import GradientMaskingWarning
@@ -40,15 +40,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"comma-separated attack names (default {DEFAULT_ATTACKS}); an unknown name "
         "lists the valid ones",
     )
-    p.add_argument("--n", type=int, default=None, help="first N test images (default: config)")
+    p.add_argument(
+        "--n", type=positive_int, default=None, help="first N test images (default: config)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of random attacks (default 0)")
-    p.add_argument("--batch-size", type=int, default=None, help="images per attack batch")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="images per attack batch")
     p.add_argument(
         "--device", default=None, help="cpu or cuda[:i] (default: cuda:<local rank> if available)"
     )
     p.add_argument(
         "--nproc",
-        type=int,
+        type=positive_int,
         default=1,
         help="processes sharing the batches (one per GPU; re-launches through torchrun)",
     )

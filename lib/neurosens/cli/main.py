@@ -14,9 +14,11 @@ from pathlib import Path
 
 import torch
 
+from neurosens.attacks.base import AttackError
 from neurosens.cli import book, evaluate, train
 from neurosens.cli.common import Command
 from neurosens.core.cpu import aten_capability, cpu_model, onednn_isa, vector_extensions
+from neurosens.core.errors import ConfigError
 from neurosens.core.paths import artifacts_root, data_root, project_root
 from neurosens.data.imagenet200 import build
 from neurosens.data.images import (
@@ -26,7 +28,7 @@ from neurosens.data.images import (
     load_cifar10,
     provision_fashion_mnist,
 )
-from neurosens.store.artifacts import ArtifactStore, provenance
+from neurosens.store.artifacts import ArtifactError, ArtifactStore, provenance
 from neurosens.study.flops import cpu_measurements, markdown_table
 
 __all__ = ["COMMANDS", "main"]
@@ -173,7 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(raw)
     args.argv = raw  # for commands that re-launch themselves (--nproc)
-    return COMMANDS[args.command][2](args)
+    try:
+        return COMMANDS[args.command][2](args)
+    except (ConfigError, DataUnavailable, ArtifactError, AttackError) as e:
+        # known errors are one message and exit status 2, never a traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -76,6 +76,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from neurosens.core.errors import ConfigError
+
 __all__ = [
     "MEMORY_FORMATS",
     "ONEDNN_1X1_MIN_IC",
@@ -151,9 +153,20 @@ def to_memory_format(
 
 
 def select_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` if given, else ``cuda:<LOCAL_RANK>`` when CUDA is available, else cpu."""
+    """``device`` if given, else ``cuda:<LOCAL_RANK>`` when CUDA is available, else cpu.
+    A device that does not exist here is a :class:`ConfigError` naming those that do."""
     if device is not None:
-        return torch.device(device)
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as e:
+            raise ConfigError(f"unknown device {device!r}: use cpu or cuda[:i]") from e
+        have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if dev.type == "cuda" and (have == 0 or (dev.index or 0) >= have):
+            there = ", ".join(["cpu", *(f"cuda:{i}" for i in range(have))])
+            raise ConfigError(f"device {device!r} does not exist on this machine ({there})")
+        if dev.type not in ("cpu", "cuda"):
+            raise ConfigError(f"device {device!r} is not supported: use cpu or cuda[:i]")
+        return dev
     if torch.cuda.is_available():  # only ever reached on a CUDA machine
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device("cpu")

@@ -161,10 +161,13 @@ def _run_attack(
     """
     d = dist or Dist()
     n = len(x)
-    done, seconds = ([], 0.0) if recompute else load_done(store, run_id, spec, seed, batch_size, x)
+    done, seconds = (
+        ([], 0.0) if recompute else load_done(store, run_id, spec, seed, batch_size, x, clean_ok)
+    )
     if len(done) >= n:
         return np.array(done[:n], dtype=bool), seconds, True
     flags = list(done)
+    reused = len(done)
     storing = store is not None and run_id is not None and d.main
     shas = images_sha(x) if storing else []
     meta = record_meta() if storing else {}
@@ -193,7 +196,8 @@ def _run_attack(
                 flags.extend(bool(v) for v in ok)
                 bar.update(len(ok))
             if storing:
-                write_flags(store, run_id, spec, seed, batch_size, flags, n, shas, seconds, meta)
+                write_flags(store, run_id, spec, seed, batch_size, flags, n, shas, seconds, meta,
+                            reused=reused, replace=recompute)  # fmt: skip
     finally:
         bar.close()
     return np.array(flags, dtype=bool), seconds, False

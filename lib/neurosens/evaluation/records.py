@@ -1,16 +1,32 @@
 """Stored per-example flags of an evaluation: where they live, when they are reused, how
-they are written (:func:`neurosens.evaluation.harness.evaluate` calls these).
+they are extended (:func:`neurosens.evaluation.harness.evaluate` calls these).
 
-A record ``data/artifacts/<run>/eval/<setting-key>.json`` (random attacks:
-``<setting-key>-s<seed>.json``) holds the flags of the first ``n`` test images, N, the
-seed, the batch size, the attack's parameters, a short sha256 per image, the git SHA and
-library versions. A record is reused only for the same key, batch size, seed (random
-attacks) and images; a record cut mid-batch is not extended.
+A record ``data/artifacts/<run>/eval/<file>.json`` holds the flags of test images
+0 … n−1 (flag i belongs to image i), a short sha256 per image, the sha256 of the flags and
+image hashes, the setting's parameters, the seed, the batch size, the git SHA and library
+versions. Its file name is the setting key, plus what the result depends on beyond it:
+``-s<seed>`` for random settings and ``-b<batch size>`` for settings whose result depends
+on the batch (random ones, C&W's batch-wide early abort): ``pgd_linf-42d0531c.json``,
+``cw-0302b455-b500.json``, ``spsa-….-s0-b500.json``.
+
+Rules (nothing stored is ever replaced by less):
+
+* a request for fewer images reads the first n flags of a longer record; one for more
+  extends it (random settings from the last whole batch);
+* a write keeps the longer of the stored and the new flags, under the run's lock; where
+  both cover an image and disagree, :class:`~neurosens.store.artifacts.ArtifactError`
+  names the file — only ``recompute`` replaces a record;
+* a record whose flags do not match their sha256, whose length disagrees with its n, whose
+  image hashes differ from the images asked for (the test set changed) or which calls an
+  image robust that is misclassified clean fails with an error naming the file and the
+  ``--recompute`` that replaces it; an unreadable (truncated) record is a miss, with a
+  warning.
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,19 +34,30 @@ import numpy as np
 import torch
 
 from neurosens.attacks.registry import AttackSpec
-from neurosens.store.artifacts import ArtifactMissing, ArtifactStore, provenance
+from neurosens.core.paths import display_path
+from neurosens.store.artifacts import (
+    ArtifactError,
+    ArtifactMissing,
+    ArtifactStore,
+    payload_sha256,
+    provenance,
+)
 
 __all__ = [
     "EVAL_DIR",
+    "RecordWarning",
     "flags_file",
     "images_sha",
     "load_done",
-    "read_flags",
     "record_meta",
     "write_flags",
 ]
 
 EVAL_DIR = "eval"
+
+
+class RecordWarning(UserWarning):
+    """A stored evaluation record could not be read and is recomputed."""
 
 
 def images_sha(x: torch.Tensor) -> list[str]:
@@ -39,13 +66,18 @@ def images_sha(x: torch.Tensor) -> list[str]:
     return [hashlib.sha256(a[i].tobytes()).hexdigest()[:10] for i in range(len(a))]
 
 
-def flags_file(key: str, seed: int | None = None) -> str:
-    """``eval/<key>.json``, or ``eval/<key>-s<seed>.json`` for a random setting's seed."""
-    return f"{EVAL_DIR}/{key}.json" if seed is None else f"{EVAL_DIR}/{key}-s{seed}.json"
+def flags_file(spec: AttackSpec, seed: int, batch_size: int) -> str:
+    """The record's path in the run folder (see the module doc)."""
+    name = spec.key
+    if spec.random:
+        name += f"-s{seed}"
+    if spec.batch_dependent:
+        name += f"-b{batch_size}"
+    return f"{EVAL_DIR}/{name}.json"
 
 
-def _file(spec: AttackSpec, seed: int) -> str:
-    return flags_file(spec.key, seed if spec.random else None)
+def _digest(flags: Sequence[int], shas: Sequence[str]) -> str:
+    return payload_sha256({"flags": list(flags), "images_sha": list(shas)})
 
 
 def record_meta() -> dict[str, Any]:
@@ -54,10 +86,27 @@ def record_meta() -> dict[str, Any]:
     return {"git_sha": prov["git_sha"], "versions": prov["versions"]}
 
 
-def read_flags(run_id: str, key: str, seed: int | None = None) -> np.ndarray:
-    """The stored flags of a setting key (``seed`` for random settings) as a bool array."""
-    rec = ArtifactStore().read_json(run_id, flags_file(key, seed))
-    return np.asarray(rec["flags"], dtype=bool)
+def _read(store: ArtifactStore, run_id: str, name: str) -> dict[str, Any] | None:
+    """The record, checked (see the module doc); None when absent or unreadable."""
+    path = display_path(store.run_dir(run_id) / name)
+    try:
+        rec = store.read_json(run_id, name)
+    except ArtifactMissing:
+        return None
+    except ArtifactError as e:
+        warnings.warn(f"{e}: the record is recomputed", RecordWarning, stacklevel=3)
+        return None
+    flags, shas = rec.get("flags"), rec.get("images_sha")
+    if not isinstance(flags, list) or not isinstance(shas, list):
+        warnings.warn(f"{path}: no flags in the record: recomputed", RecordWarning, stacklevel=3)
+        return None
+    redo = "; replace it with --recompute (python -m neurosens evaluate … --recompute)"
+    if rec.get("n") != len(flags) or len(shas) != len(flags):
+        raise ArtifactError(f"{path}: n = {rec.get('n')} but {len(flags)} flags and "
+                            f"{len(shas)} image hashes{redo}")  # fmt: skip
+    if rec.get("flags_sha256") != _digest(flags, shas):
+        raise ArtifactError(f"{path}: the flags do not match their sha256 (modified?){redo}")
+    return rec
 
 
 @torch.no_grad()
@@ -68,29 +117,34 @@ def load_done(
     seed: int,
     batch_size: int,
     x: torch.Tensor,
+    clean_ok: np.ndarray | None = None,
 ) -> tuple[list[bool], float]:
-    """Flags already stored for this setting and the seconds they took, if compatible with
-    this request (else ``([], 0.0)``)."""
+    """The stored flags of this setting that serve the request for images ``x`` (all of
+    a longer record, or the part to extend), and the seconds they took; ``clean_ok`` (the
+    clean flags, for an adversarial setting) checks robust ⊆ clean-correct."""
     if store is None or run_id is None:
         return [], 0.0
-    try:
-        rec = store.read_json(run_id, _file(spec, seed))
-    except ArtifactMissing:
+    name = flags_file(spec, seed, batch_size)
+    rec = _read(store, run_id, name)
+    if rec is None:
         return [], 0.0
-    flags = [bool(f) for f in rec.get("flags", [])]
-    ok = (
-        rec.get("key") == spec.key
-        and rec.get("batch_size") == batch_size
-        and (rec.get("seed") == seed or not spec.random)
-        and len(flags) > 0
-        and len(rec.get("images_sha", [])) == len(flags)
-    )
+    path = display_path(store.run_dir(run_id) / name)
+    flags = [bool(f) for f in rec["flags"]]
     m = min(len(flags), len(x))
-    ok = ok and rec["images_sha"][:m] == images_sha(x[:m])
-    if not ok:
-        return [], 0.0
-    if len(flags) < len(x) and len(flags) % batch_size:  # stopped mid-batch: cannot extend
-        return [], 0.0
+    if rec["images_sha"][:m] != images_sha(x[:m]):
+        raise ArtifactError(
+            f"{path} was computed on other images than these (the test set changed?); "
+            "restore the data, or replace the record with --recompute"
+        )
+    if clean_ok is not None:
+        k = min(m, len(clean_ok))
+        if np.any(np.asarray(flags[:k]) & ~np.asarray(clean_ok[:k], dtype=bool)):
+            raise ArtifactError(
+                f"{path} calls images robust that are misclassified clean (modified?); "
+                "replace it with --recompute"
+            )
+    if len(flags) < len(x) and spec.batch_dependent and len(flags) % batch_size:
+        flags = flags[: len(flags) - len(flags) % batch_size]  # extend from a whole batch
     return flags, float(rec.get("seconds", 0.0))
 
 
@@ -105,23 +159,42 @@ def write_flags(
     shas: Sequence[str],
     seconds: float,
     meta: Mapping[str, Any],
+    reused: int = 0,
+    replace: bool = False,
 ) -> None:
-    """Write (atomically) the record of the flags evaluated so far of ``n_target``;
-    ``meta`` is :func:`record_meta`, taken once per evaluation."""
-    store.write_json(
-        run_id,
-        _file(spec, seed),
-        {
+    """Store the flags evaluated so far (of ``n_target``) under the run's lock, keeping the
+    longer of the stored and the new record (see the module doc); ``replace`` overwrites.
+
+    ``reused`` flags were read from the record; a batch-dependent setting extended from its
+    last whole batch may recompute the stored images after them, so only those must agree."""
+    name = flags_file(spec, seed, batch_size)
+    ours = [int(f) for f in flags]
+    with store.lock(run_id):
+        old = None if replace else _read(store, run_id, name)
+        if old is not None:
+            m = min(len(old["flags"]), len(ours))
+            m = min(m, reused) if spec.batch_dependent and len(ours) > len(old["flags"]) else m
+            if old["flags"][:m] != ours[:m] or old["images_sha"][:m] != list(shas[:m]):
+                diff = sum(a != b for a, b in zip(old["flags"][:m], ours[:m], strict=True))
+                raise ArtifactError(
+                    f"{display_path(store.run_dir(run_id) / name)} holds other results for "
+                    f"the same setting than this evaluation ({diff} of {m} images differ): "
+                    "not overwritten — find out why, or replace it with --recompute"
+                )
+            if len(old["flags"]) >= len(ours):
+                return
+        body = {
             **meta,
             **spec.describe(),
-            "n": len(flags),
+            "n": len(ours),
             "n_target": n_target,
-            "complete": len(flags) >= n_target,
+            "complete": len(ours) >= n_target,
             "seed": seed,
             "batch_size": batch_size,
-            "images_sha": list(shas[: len(flags)]),
+            "images_sha": list(shas[: len(ours)]),
+            "flags_sha256": _digest(ours, shas[: len(ours)]),
             "seconds": round(seconds, 3),
-            "accuracy": sum(flags) / len(flags),
-            "flags": [int(f) for f in flags],
-        },
-    )
+            "accuracy": sum(ours) / len(ours),
+            "flags": ours,
+        }
+        store.write_json(run_id, name, body)

@@ -43,8 +43,8 @@ def pgd_sweep(
         n_examples, seed, kwargs: passed to :func:`evaluate` (``checks`` defaults to False).
 
     Returns:
-        tidy DataFrame: sweep (``"k"`` or ``"eps"``), k, eps_paper, eps, n, accuracy, key;
-        the clean accuracy is in ``df.attrs["clean"]``.
+        tidy DataFrame: sweep (``"k"`` or ``"eps"``), k, eps_paper, eps, n, accuracy, key,
+        flags (the per-example bool array); the clean accuracy is in ``df.attrs["clean"]``.
     """
 
     model, config, run_id, store = resolve_model(
@@ -85,6 +85,7 @@ def pgd_sweep(
                 "n": len(f),
                 "accuracy": float(f.mean()),
                 "key": spec.key,
+                "flags": f,
             }
         )
     df = pd.DataFrame(rows)

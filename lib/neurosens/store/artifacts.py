@@ -8,6 +8,17 @@ folder, fsync, rename). Loading checks the weights' sha256: a mismatch or a trun
 fails with an error naming the file. Missing artifacts are trained only when training is
 allowed (``NEUROSENS_ALLOW_TRAIN=1`` or an explicit flag); otherwise the error gives the
 exact command that produces them.
+
+Integrity and concurrency:
+
+* ``config.json`` must describe the run of its folder: the hash of the config it holds is
+  the run id's suffix (an edited config fails with the file's name);
+* ``config.json`` records the sha256 of ``metrics.json`` and ``history.json``, checked on
+  every read; per-run JSON payloads written with :func:`payload_sha256` carry their own;
+* :meth:`ArtifactStore.lock` is an inter-process file lock per run (PyPI ``filelock``,
+  ``<store>/.locks/<run id>.lock``, re-entrant in a process): training a run id, saving
+  it, reading its weights and every read-extend-write of its files hold it;
+* a run is saved once: :meth:`ArtifactStore.save_run` refuses to replace a stored run.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ import importlib.metadata as _metadata
 import json
 import os
 import platform
+import shlex
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -27,6 +39,7 @@ from typing import Any
 import numpy
 import torch
 import torchvision
+from filelock import FileLock
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
@@ -41,6 +54,7 @@ __all__ = [
     "ArtifactStore",
     "atomic_write_bytes",
     "atomic_write_json",
+    "payload_sha256",
     "provenance",
     "train_allowed",
     "train_command",
@@ -48,6 +62,8 @@ __all__ = [
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+#: files whose sha256 config.json records (written with the run, never changed after)
+SIGNED = ("metrics.json", "history.json")
 
 
 class ArtifactError(RuntimeError):
@@ -81,6 +97,12 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def payload_sha256(obj: Any) -> str:
+    """sha256 of a JSON payload in canonical form (sorted keys, no spaces): what a stored
+    record carries for its payload and what a read recomputes."""
+    return sha256_bytes(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode())
+
+
 def train_allowed(flag: bool | None = None) -> bool:
     """Training is allowed only when asked for: ``flag`` or ``NEUROSENS_ALLOW_TRAIN=1``."""
     if flag is not None:
@@ -89,11 +111,11 @@ def train_allowed(flag: bool | None = None) -> bool:
 
 
 def train_command(config: Config) -> str:
-    """The shell command that produces ``config``'s artifact."""
+    """The shell command that produces ``config``'s artifact (values shell-quoted)."""
     defaults = Config(**profile_defaults(config.profile))
     base = ["profile", "method", "seed"]
     changed = [
-        f"--set {k}={json.dumps(v, separators=(',', ':'))}"
+        "--set " + shlex.quote(f"{k}={json.dumps(v, separators=(',', ':'))}")
         for k, v in config.to_dict().items()
         if k not in base and v != defaults.to_dict()[k]
     ]
@@ -148,6 +170,13 @@ class ArtifactStore:
             return []
         return sorted(p.name for p in self.root.iterdir() if (p / CONFIG).is_file())
 
+    def lock(self, run_id: str) -> FileLock:
+        """The inter-process lock of run ``run_id`` (``with store.lock(run_id): ...``);
+        re-entrant within a process, so nested holders do not deadlock."""
+        path = self.root / ".locks" / f"{run_id}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(path, is_singleton=True, thread_local=False)
+
     def exists(self, run_id: str) -> bool:
         d = self.run_dir(run_id)
         return (d / CONFIG).is_file() and (d / WEIGHTS).is_file()
@@ -177,25 +206,38 @@ class ArtifactStore:
         dataset_fingerprint: str | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> str:
-        """Write weights, then config.json (which records their sha256) last."""
+        """Write weights, metrics and history, then config.json (which records their sha256)
+        last, under the run's lock. A stored run is never replaced (:class:`ArtifactError`
+        naming the folder and the thread count it was trained with)."""
         run_id = config.run_id
         d = self.run_dir(run_id)
-        sha = self.save_weights(d / WEIGHTS, model.state_dict())
-        if metrics is not None:
-            atomic_write_json(d / "metrics.json", dict(metrics))
-        if history is not None:
-            atomic_write_json(d / "history.json", list(history))
-        record = {
-            "run_id": run_id,
-            "config": config.to_dict(),
-            "config_hash": config.hash,
-            "seed": config.seed,
-            "dataset_fingerprint": dataset_fingerprint,
-            "weights_sha256": sha,
-            **provenance(),
-            **(dict(extra) if extra else {}),
-        }
-        atomic_write_json(d / CONFIG, record)
+        with self.lock(run_id):
+            if self.exists(run_id):
+                prev = self.read_json(run_id, CONFIG)
+                raise ArtifactError(
+                    f"{display_path(d)} already holds run {run_id} (trained with "
+                    f"{prev.get('threads', '?')} threads at git {str(prev.get('git_sha'))[:10]}); "
+                    "it is not overwritten — delete the folder to replace it"
+                )
+            sha = self.save_weights(d / WEIGHTS, model.state_dict())
+            files: dict[str, str] = {}
+            for name, obj in zip(SIGNED, (metrics, history), strict=True):
+                if obj is not None:
+                    obj = dict(obj) if name == "metrics.json" else list(obj)
+                    atomic_write_json(d / name, obj)
+                    files[name] = payload_sha256(obj)
+            record = {
+                "run_id": run_id,
+                "config": config.to_dict(),
+                "config_hash": config.hash,
+                "seed": config.seed,
+                "dataset_fingerprint": dataset_fingerprint,
+                "weights_sha256": sha,
+                "files_sha256": files,
+                **provenance(),
+                **(dict(extra) if extra else {}),
+            }
+            atomic_write_json(d / CONFIG, record)
         return run_id
 
     @staticmethod
@@ -212,25 +254,51 @@ class ArtifactStore:
 
     # -- reading ----------------------------------------------------------------------------
     def read_json(self, run_id: str, name: str) -> Any:
+        """A run's JSON file; ``metrics.json``/``history.json`` are checked against the
+        sha256 that ``config.json`` records for them."""
         path = self.run_dir(run_id) / name
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            obj = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ArtifactMissing(f"{path} does not exist") from None
-        except json.JSONDecodeError as e:
-            raise ArtifactError(f"{path} is not valid JSON (truncated?): {e}") from e
+            raise ArtifactMissing(f"{display_path(path)} does not exist") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ArtifactError(f"{display_path(path)} is not valid JSON (truncated?): {e}") from e
+        if name in SIGNED:
+            want = self.read_json(run_id, CONFIG).get("files_sha256", {}).get(name)
+            if want is not None and payload_sha256(obj) != want:
+                raise ArtifactError(
+                    f"{display_path(path)}: sha256 mismatch with the one {CONFIG} records "
+                    "(modified after training?)"
+                )
+        return obj
 
     def record(self, run_id: str) -> dict[str, Any]:
-        return self.read_json(self.find(run_id), CONFIG)
+        """``config.json`` of a run, checked to describe that run: the hash of the config
+        it holds must be the run id's (an edited config would load another run's settings)."""
+        run_id = self.find(run_id)
+        rec = self.read_json(run_id, CONFIG)
+        path = display_path(self.run_dir(run_id) / CONFIG)
+        try:
+            cfg = Config.from_dict(rec["config"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ArtifactError(f"{path}: not a run record ({type(e).__name__}: {e})") from e
+        if cfg.run_id != run_id or rec.get("config_hash") != cfg.hash:
+            raise ArtifactError(
+                f"{path}: the config it holds hashes to {cfg.hash}, not to run {run_id} "
+                "(edited after training?); restore the file or delete the run folder"
+            )
+        return rec
 
     def load_config(self, run_id: str) -> Config:
         return Config.from_dict(self.record(run_id)["config"])
 
     def load_state(self, run_id: str) -> dict[str, torch.Tensor]:
+        """The run's weights, read under its lock and checked against their sha256."""
         run_id = self.find(run_id)
-        rec = self.record(run_id)
-        path = self.run_dir(run_id) / WEIGHTS
-        blob = path.read_bytes()
+        with self.lock(run_id):
+            rec = self.record(run_id)
+            path = self.run_dir(run_id) / WEIGHTS
+            blob = path.read_bytes()
         if sha256_bytes(blob) != rec.get("weights_sha256"):
             raise ArtifactError(
                 f"{path}: sha256 mismatch with {self.run_dir(run_id) / CONFIG} "

@@ -6,14 +6,25 @@ from __future__ import annotations
 import io
 import json
 import random
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from neurosens.core.config import Config
+from neurosens.core.paths import display_path
 from neurosens.store.artifacts import ArtifactError, atomic_write_bytes
 
-__all__ = ["CHECKPOINT", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
+__all__ = [
+    "CHECKPOINT",
+    "check_resumable",
+    "check_same_data",
+    "load_checkpoint",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+]
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -54,3 +65,27 @@ def load_checkpoint(path: Any) -> dict[str, Any]:
             f"{path}: unreadable checkpoint ({type(e).__name__}: {e}); delete it to restart "
             "the run from scratch"
         ) from e
+
+
+def check_resumable(ckpt: dict[str, Any], path: Path, config: Config) -> None:
+    """A checkpoint resumes only into the run that wrote it, and on the CPU only at the
+    thread count it was written with: float results (hence the weights stored under the
+    run id) depend on it, so a resumed run could not match an uninterrupted one."""
+    if ckpt.get("config_hash") != config.hash:
+        raise ArtifactError(f"{display_path(path)} belongs to another config; delete it")
+    threads, now = ckpt.get("threads"), torch.get_num_threads()
+    if str(ckpt.get("device", "cpu")).startswith("cpu") and threads not in (None, now):
+        raise ArtifactError(
+            f"{display_path(path)} was written with {threads} CPU threads and this process "
+            f"has {now}: the resumed weights would differ from an uninterrupted run's. "
+            f"Resume with OMP_NUM_THREADS={threads}, or delete the checkpoint to start over"
+        )
+
+
+def check_same_data(ckpt: dict[str, Any], path: Path, config: Config, fingerprint: str) -> None:
+    """A checkpoint resumes only on the training images it was written with."""
+    if ckpt.get("dataset_fingerprint") not in (None, fingerprint):
+        raise ArtifactError(
+            f"{display_path(path)} was trained on other {config.dataset} images than "
+            "these (the data changed?): restore them, or delete the checkpoint to start over"
+        )

@@ -34,6 +34,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,13 +52,14 @@ from neurosens.data.images import train_source
 from neurosens.defences import Context, Method
 from neurosens.models import build_model
 from neurosens.store.artifacts import (
-    ArtifactError,
     ArtifactStore,
     train_allowed,
 )
 from neurosens.train.batches import batches_per_epoch, epoch_batches, local_batch
 from neurosens.train.checkpoint import (
     CHECKPOINT,
+    check_resumable,
+    check_same_data,
     load_checkpoint,
     rng_state,
     save_checkpoint,
@@ -107,12 +109,33 @@ def train(
     store = store or ArtifactStore()
     d = init_from_env()
     progress = progress and d.main
-    if store.exists(config.run_id):
-        if progress:
-            print(
-                f"artifact {config.run_id} exists in {display_path(store.root)}: nothing to train"
-            )
-        return config.run_id
+    # one trainer per run id: a second process waits here, then finds the artifact
+    with store.lock(config.run_id) if d.main else nullcontext():
+        if store.exists(config.run_id):
+            store.load_state(config.run_id)  # a corrupt artifact fails here, naming the file
+            if progress:
+                threads = store.record(config.run_id).get("threads", "?")
+                print(
+                    f"artifact {config.run_id} exists in {display_path(store.root)} (trained "
+                    f"with {threads} threads): nothing to train"
+                )
+            return config.run_id
+        _train(config, store, d, allow_train, progress, on_epoch_end, precision, device,
+               memory_format)  # fmt: skip
+    return config.run_id
+
+
+def _train(
+    config: Config,
+    store: ArtifactStore,
+    d: Dist,
+    allow_train: bool | None,
+    progress: bool,
+    on_epoch_end: EpochCallback | None,
+    precision: str,
+    device: str | torch.device | None,
+    memory_format: str,
+) -> None:
     run = _setup(config, store, d, allow_train, progress, precision, device, memory_format)
     t_start = time.perf_counter()
     for epoch in range(run.start_epoch, run.epochs):
@@ -130,7 +153,6 @@ def train(
         if on_epoch_end is not None:
             on_epoch_end(epoch, entry)
     _finish(run, time.perf_counter() - t_start)
-    return config.run_id
 
 
 @dataclass
@@ -179,8 +201,8 @@ def _setup(
     run_dir = store.run_dir(config.run_id)
     ckpt_path = run_dir / CHECKPOINT
     ckpt = load_checkpoint(ckpt_path) if ckpt_path.is_file() else None
-    if ckpt is not None and ckpt.get("config_hash") != config.hash:
-        raise ArtifactError(f"{ckpt_path} belongs to another config; delete it")
+    if ckpt is not None:
+        check_resumable(ckpt, ckpt_path, config)
 
     rt = runtime(precision, device, memory_format)
     dev = rt.device
@@ -225,6 +247,8 @@ def _setup(
     with main_first(d):  # rank 0 downloads / unpacks first
         data = train_source(config)
         val = validation_set(config)
+    if ckpt is not None:
+        check_same_data(ckpt, ckpt_path, config, data.fingerprint())
     b_local = local_batch(config, d)
     ctx = Context(
         config=config,
@@ -306,6 +330,9 @@ def _checkpoint(run: _Run, epochs_done: int) -> None:
             "method_state": json.dumps(run.method.state()),
             "rng": rng_state(),
             "runtime": run.rt.state_dict(),
+            "threads": torch.get_num_threads(),
+            "device": str(run.rt.device),
+            "dataset_fingerprint": run.data.fingerprint(),
         },
     )
 
