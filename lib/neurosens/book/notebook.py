@@ -133,7 +133,7 @@ _RULES: dict[str, Any] = {
 def _rule(name: str) -> Any:
     if name in _RULES:
         return _RULES[name]
-    if name.startswith("eps"):  # ε on any scale: every value > 0
+    if "eps" in name.split("_"):  # ε on any scale (eps_paper, fig13_eps): every value > 0
         return lambda n, v: _each(n, v, lambda m, x: _number(m, x, 0, inf, True, True))
     if name.startswith("n_") or name in ("adaptive_steps",):
         return lambda n, v: _count(n, v, none_ok=True)
