@@ -55,8 +55,10 @@ def main() -> None:
     print(f"{files} files of {len(store.runs())} runs, 3 rounds each")
     print(f"plain JSON reads   {t['plain'] / 3:.3f} s per pass")
     print(f"checked reads      {t['checked'] / 3:.3f} s per pass")
-    print(f"ratio checked / plain = {t['checked'] / t['plain']:.2f}; the checks add "
-          f"{(t['checked'] - t['plain']) / 3:.3f} s per full read of the store")
+    print(
+        f"ratio checked / plain = {t['checked'] / t['plain']:.2f}; the checks add "
+        f"{(t['checked'] - t['plain']) / 3:.3f} s per full read of the store"
+    )
 
 
 if __name__ == "__main__":
