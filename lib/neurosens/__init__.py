@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 def load_model(run: Config | str, **kwargs: Any) -> torch.nn.Module:
     """A run's model in eval mode, images in [0, 1] in (public contract): see
-    :func:`neurosens.train.loop.load_model`, the one loader the notebooks and the CLI use."""
-    from neurosens.train.loop import load_model as _load  # lazy: `import neurosens` stays light
+    :func:`neurosens.train.load.load_model`, the one loader the notebooks and the CLI use."""
+    from neurosens.train.load import load_model as _load  # lazy: `import neurosens` stays light
 
     return _load(run, **kwargs)
 

@@ -12,7 +12,8 @@ Command line: ``python -m neurosens train --profile cpu --method pat --seed 0 --
 
 from neurosens.train.checkpoint import CHECKPOINT
 from neurosens.train.freeze import freeze_except, set_train_mode, trainable_parameter_names
-from neurosens.train.loop import load_model, train
+from neurosens.train.load import load_model
+from neurosens.train.loop import train
 from neurosens.train.setup import lr_at, prepare_run, vanilla_config
 from neurosens.train.validation import validate, validation_set
 

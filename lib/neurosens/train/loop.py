@@ -46,11 +46,10 @@ from tqdm import tqdm  # text bars: in the book too (no ipywidgets there)
 from neurosens.core.config import Config
 from neurosens.core.distributed import Dist, convert_batchnorm, init_from_env, main_first, wrap
 from neurosens.core.paths import display_path
-from neurosens.core.runtime import Runtime, runtime, to_memory_format
+from neurosens.core.runtime import Runtime, runtime
 from neurosens.core.seeding import epoch_generator, mix_seeds, seed_everything
 from neurosens.data.images import train_source
 from neurosens.defences import Context, Method
-from neurosens.models import build_model
 from neurosens.store.artifacts import (
     ArtifactStore,
     train_allowed,
@@ -69,7 +68,7 @@ from neurosens.train.freeze import freeze_except, set_train_mode
 from neurosens.train.setup import lr_at, make_optimizer, on_main_rank, prepare_run, vanilla_config
 from neurosens.train.validation import validate, validation_set
 
-__all__ = ["load_model", "train"]
+__all__ = ["train"]
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
@@ -211,15 +210,10 @@ def _setup(
         vcfg = vanilla_config(config)
         start_run = vcfg.run_id
         if ckpt is None:  # a resumed run takes its weights from the checkpoint
-            vanilla = load_model(
-                vcfg,
-                allow_train=allow_train,
-                store=store,
-                progress=progress,
-                precision=precision,
-                memory_format=memory_format,
-            )
-            model.load_state_dict(vanilla.state_dict(), strict=True)
+            # the vanilla run is trained first if it is missing (and training is allowed)
+            train(vcfg, allow_train=allow_train, store=store, progress=progress,
+                  precision=precision, memory_format=memory_format)  # fmt: skip
+            model.load_state_dict(store.load_state(vcfg.run_id), strict=True)
     # channels_last: ~1.6× faster conv forward+backward on this CPU (measured, VGG-16 cpu
     # widths, batch 128); values are the same, only the memory layout changes (and the
     # convolutions oneDNN gets wrong in channels_last stay NCHW: runtime.to_memory_format)
@@ -381,46 +375,3 @@ def _bar(progress: bool, total: int, desc: str) -> Any:
     if not progress:
         return None
     return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
-
-
-def load_model(
-    run: Config | str,
-    allow_train: bool | None = None,
-    *,
-    store: ArtifactStore | None = None,
-    progress: bool = True,
-    device: str | torch.device | None = None,
-    precision: str = "auto",
-    memory_format: str = "channels_last",
-) -> nn.Module:
-    """The one model loader: a run's model in eval mode, images in [0, 1] in.
-
-    ``run`` is a :class:`Config` or a stored run id (or a unique prefix of one). A config
-    whose artifact is missing is trained first when training is allowed (``allow_train``
-    or ``NEUROSENS_ALLOW_TRAIN=1``), else :class:`ArtifactMissing` gives the command that
-    produces it. The weights are checked against their sha256
-    (:meth:`ArtifactStore.load_state`) and laid out ``channels_last`` (measured on this CPU,
-    1 thread: forward 3,300 vs 2,400 img/s; attack forward+backward 1,640 vs 1,120 img/s);
-    convolutions oneDNN computes wrongly in that layout stay NCHW
-    (:func:`neurosens.core.runtime.to_memory_format`).
-    """
-    store = store or ArtifactStore()
-    if isinstance(run, Config):
-        if not store.exists(run.run_id):
-            if not train_allowed(allow_train):
-                store.require(run)  # raises ArtifactMissing with the command
-            train(
-                run,
-                allow_train=True,
-                store=store,
-                progress=progress,
-                precision=precision,
-                memory_format=memory_format,
-            )
-        elif progress:
-            print(f"loaded {run.run_id} from {display_path(store.root)}")
-        run = run.run_id
-    run_id = store.find(run)
-    model = build_model(store.load_config(run_id))
-    model.load_state_dict(store.load_state(run_id), strict=True)
-    return to_memory_format(model, torch.channels_last, device or "cpu").eval()
