@@ -351,7 +351,8 @@ def test_evaluate_rejects_bad_counts(run, capsys, argv, match):
 def test_cli_errors_are_one_message_and_status_2(run, capsys, monkeypatch):
     """Probes: --device cuda:3, --set seed=5 and missing data gave tracebacks."""
     _, rid, _ = run
-    assert main(["evaluate", "--run", rid, "--attacks", "fgsm", "--device", "cuda:3"]) == 2
+    absent = f"cuda:{torch.cuda.device_count() + 3}"  # on any machine, GPUs or not
+    assert main(["evaluate", "--run", rid, "--attacks", "fgsm", "--device", absent]) == 2
     assert "does not exist on this machine" in capsys.readouterr().err
     for key in ("seed=5", "method=pat", "profile=cpu"):
         assert main(["train", "--profile", "smoke", "--method", "vanilla", "--set", key]) == 2
