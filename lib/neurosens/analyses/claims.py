@@ -24,6 +24,7 @@ from scipy.stats import binomtest
 from neurosens.analyses import stats
 from neurosens.analyses.profiles import layer_means
 from neurosens.analyses.stats import ALPHA, mean_std, outcome_counts, pooled
+from neurosens.analyses.tables import best_by
 from neurosens.study.paper import display_name
 
 __all__ = [
@@ -160,9 +161,7 @@ def verdict_best_setting(
     :func:`neurosens.analyses.tables.with_factor`), paired per column; ``name`` formats a
     value for the comparison labels. Returns the claim and, per attack, the ``factor``
     value with the highest accuracy; untestable without ``chosen`` and another value."""
-    best = df.groupby("attack")[[factor, "accuracy"]].apply(
-        lambda g: g.loc[g["accuracy"].idxmax(), factor]
-    )
+    best = best_by(df, factor)
     rows = df.drop_duplicates(factor).set_index(factor)["method"]
     others = [v for v in rows.index if v != chosen]
     if chosen not in rows.index or not others:

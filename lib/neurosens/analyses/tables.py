@@ -123,7 +123,7 @@ def with_factor(df: pd.DataFrame, configs: Mapping[Key, Config], factor: str) ->
     """A tidy frame without its ``worst`` rows, with column ``factor`` (a
     :class:`~neurosens.study.zoo.ZooRun` field: ``k``, ``lam``, ``draw``, ``seed``) read from
     each row's run config, and ``accuracy_pct`` (accuracy in %), for sweep plots."""
-    value = {key: getattr(ZooRun("", key[0], cfg), factor) for key, cfg in configs.items()}
+    value = {key: getattr(ZooRun(key[0], cfg), factor) for key, cfg in configs.items()}
     out = df[df["attack"] != "worst"].copy()
     out[factor] = [value[(m, r)] for m, r in zip(out["method"], out["rep"], strict=True)]
     return out.assign(accuracy_pct=100 * out["accuracy"])

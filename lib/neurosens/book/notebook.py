@@ -100,6 +100,11 @@ def _count(name: str, v: Any, none_ok: bool = False) -> None:
         _fail(f"{name} must be an integer ≥ 1{' or None' if none_ok else ''}, got {v!r}")
 
 
+def _method(name: str, m: Any) -> None:
+    if m not in METHODS:
+        _fail(f"unknown method {m!r} in {name}: valid methods are {', '.join(METHODS)}")
+
+
 def _each(name: str, v: Any, check: Any) -> None:
     values = list(v) if isinstance(v, (list, tuple)) else [v]
     if not values:
@@ -108,7 +113,7 @@ def _each(name: str, v: Any, check: Any) -> None:
         check(name, x)
 
 
-inf = float("inf")
+_INF = float("inf")
 #: parameter name → its check (a name not listed here is refused, so none goes unchecked)
 _RULES: dict[str, Any] = {
     "alpha": lambda n, v: _number(n, v, 0, 1, True, True),
@@ -119,14 +124,7 @@ _RULES: dict[str, Any] = {
     "noise_severity": lambda n, v: _number(n, v, 1, 5, False, False),
     "severities": lambda n, v: _each(n, v, lambda m, x: _number(m, x, 1, 5, False, False)),
     "fig13_severities": lambda n, v: _each(n, v, lambda m, x: _number(m, x, 1, 5, False, False)),
-    "methods": lambda n, v: _each(
-        n,
-        v,
-        lambda m, x: (
-            x in METHODS
-            or _fail(f"{m}: unknown method {x!r}; valid methods are {', '.join(METHODS)}")
-        ),
-    ),
+    "methods": lambda n, v: _each(n, v, _method),
 }
 
 
@@ -134,7 +132,7 @@ def _rule(name: str) -> Any:
     if name in _RULES:
         return _RULES[name]
     if "eps" in name.split("_"):  # ε on any scale (eps_paper, fig13_eps): every value > 0
-        return lambda n, v: _each(n, v, lambda m, x: _number(m, x, 0, inf, True, True))
+        return lambda n, v: _each(n, v, lambda m, x: _number(m, x, 0, _INF, True, True))
     if name.startswith("n_") or name in ("adaptive_steps",):
         return lambda n, v: _count(n, v, none_ok=True)
     if name in ("top_k", "roi_show", "roi_images", "roi_k_test", "draws"):
@@ -181,13 +179,10 @@ def setup(
     if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         _fail(f"seeds must be a non-empty list of integers ≥ 0, got {list(seeds)}")
     for m in methods:
-        if m not in METHODS:
-            _fail(f"unknown method {m!r}: valid methods are {', '.join(METHODS)}")
+        _method("methods", m)
+    _count("n_examples", n_examples, none_ok=True)
     config = resolve(profile, **dict(overrides or {}))
-    if n_examples is None:
-        n_examples = config.n_eval
-    if not isinstance(n_examples, int) or n_examples < 1:
-        _fail(f"n_examples must be an integer ≥ 1, got {n_examples!r}")
+    n_examples = config.n_eval if n_examples is None else n_examples
     layers = tuple(layers)
     if layers:
         valid = build_model(config.replace(method="vanilla")).layer_names

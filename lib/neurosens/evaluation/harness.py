@@ -161,15 +161,16 @@ def _run_attack(
     """
     d = dist or Dist()
     n = len(x)
+    stored = store is not None and run_id is not None
+    shas = images_sha(x) if stored else []  # once: to check the record and to extend it
     done, seconds = (
-        ([], 0.0) if recompute else load_done(store, run_id, spec, seed, batch_size, x, clean_ok)
+        ([], 0.0) if recompute else load_done(store, run_id, spec, seed, batch_size, shas, clean_ok)
     )
     if len(done) >= n:
         return np.array(done[:n], dtype=bool), seconds, True
     flags = list(done)
     reused = len(done)
-    storing = store is not None and run_id is not None and d.main
-    shas = images_sha(x) if storing else []
+    storing = stored and d.main
     meta = record_meta() if storing else {}
     bar = tqdm(
         total=n,

@@ -109,19 +109,19 @@ def _read(store: ArtifactStore, run_id: str, name: str) -> dict[str, Any] | None
     return rec
 
 
-@torch.no_grad()
 def load_done(
     store: ArtifactStore | None,
     run_id: str | None,
     spec: AttackSpec,
     seed: int,
     batch_size: int,
-    x: torch.Tensor,
+    shas: Sequence[str],
     clean_ok: np.ndarray | None = None,
 ) -> tuple[list[bool], float]:
-    """The stored flags of this setting that serve the request for images ``x`` (all of
-    a longer record, or the part to extend), and the seconds they took; ``clean_ok`` (the
-    clean flags, for an adversarial setting) checks robust ⊆ clean-correct."""
+    """The stored flags of this setting that serve the request for the images whose
+    :func:`images_sha` are ``shas`` (all of a longer record, or the part to extend), and
+    the seconds they took; ``clean_ok`` (the clean flags, for an adversarial setting)
+    checks robust ⊆ clean-correct."""
     if store is None or run_id is None:
         return [], 0.0
     name = flags_file(spec, seed, batch_size)
@@ -130,8 +130,8 @@ def load_done(
         return [], 0.0
     path = display_path(store.run_dir(run_id) / name)
     flags = [bool(f) for f in rec["flags"]]
-    m = min(len(flags), len(x))
-    if rec["images_sha"][:m] != images_sha(x[:m]):
+    m = min(len(flags), len(shas))
+    if rec["images_sha"][:m] != list(shas[:m]):
         raise ArtifactError(
             f"{path} was computed on other images than these (the test set changed?); "
             "restore the data, or replace the record with --recompute"
@@ -143,7 +143,7 @@ def load_done(
                 f"{path} calls images robust that are misclassified clean (modified?); "
                 "replace it with --recompute"
             )
-    if len(flags) < len(x) and spec.batch_dependent and len(flags) % batch_size:
+    if len(flags) < len(shas) and spec.batch_dependent and len(flags) % batch_size:
         flags = flags[: len(flags) - len(flags) % batch_size]  # extend from a whole batch
     return flags, float(rec.get("seconds", 0.0))
 

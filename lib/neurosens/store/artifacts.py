@@ -54,6 +54,7 @@ __all__ = [
     "ArtifactStore",
     "atomic_write_bytes",
     "atomic_write_json",
+    "env_flag",
     "payload_sha256",
     "provenance",
     "train_allowed",
@@ -103,11 +104,17 @@ def payload_sha256(obj: Any) -> str:
     return sha256_bytes(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode())
 
 
+def env_flag(name: str) -> bool:
+    """Whether environment variable ``name`` is set to something other than "", 0, false
+    or no."""
+    return os.environ.get(name, "") not in ("", "0", "false", "no")
+
+
 def train_allowed(flag: bool | None = None) -> bool:
     """Training is allowed only when asked for: ``flag`` or ``NEUROSENS_ALLOW_TRAIN=1``."""
     if flag is not None:
         return flag
-    return os.environ.get("NEUROSENS_ALLOW_TRAIN", "") not in ("", "0", "false", "no")
+    return env_flag("NEUROSENS_ALLOW_TRAIN")
 
 
 def train_command(config: Config) -> str:
@@ -292,8 +299,9 @@ class ArtifactStore:
     def load_config(self, run_id: str) -> Config:
         return Config.from_dict(self.record(run_id)["config"])
 
-    def load_state(self, run_id: str) -> dict[str, torch.Tensor]:
-        """The run's weights, read under its lock and checked against their sha256."""
+    def _weights(self, run_id: str) -> tuple[dict[str, Any], bytes]:
+        """The run's record and weight bytes, read under its lock, the bytes checked
+        against the sha256 the record holds."""
         run_id = self.find(run_id)
         with self.lock(run_id):
             rec = self.record(run_id)
@@ -304,6 +312,17 @@ class ArtifactStore:
                 f"{path}: sha256 mismatch with {self.run_dir(run_id) / CONFIG} "
                 f"(file is {len(blob)} bytes; truncated or modified?)"
             )
+        return rec, blob
+
+    def verify(self, run_id: str) -> dict[str, Any]:
+        """The run's record, once its weights are checked (:class:`ArtifactError` naming
+        the file otherwise)."""
+        return self._weights(run_id)[0]
+
+    def load_state(self, run_id: str) -> dict[str, torch.Tensor]:
+        """The run's weights, read under its lock and checked against their sha256."""
+        path = self.run_dir(self.find(run_id)) / WEIGHTS
+        _, blob = self._weights(run_id)
         try:
             return st_load(blob)
         except (SafetensorError, ValueError) as e:

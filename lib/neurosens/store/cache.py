@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +31,7 @@ from neurosens.store.artifacts import (
     ArtifactError,
     ArtifactStore,
     atomic_write_json,
+    env_flag,
     payload_sha256,
     provenance,
 )
@@ -45,7 +45,7 @@ class CacheWarning(UserWarning):
 
 def compute_allowed() -> bool:
     """Analyses may be computed unless ``NEUROSENS_NO_COMPUTE`` is set (to anything but 0)."""
-    return os.environ.get("NEUROSENS_NO_COMPUTE", "") in ("", "0", "false", "no")
+    return not env_flag("NEUROSENS_NO_COMPUTE")
 
 
 def to_jsonable(v: Any) -> Any:

@@ -149,7 +149,6 @@ class ZooRun:
     (SNS_rand) are read from the config, never parsed from the label.
     """
 
-    group: str
     row: str
     config: Config
 
@@ -204,7 +203,7 @@ def runs(name: str, profile: str = "cpu", seeds: Iterable[int] = SEEDS) -> list[
     """The runs of zoo group ``name`` with structured keys: rows ``top{k}`` (``layers``),
     ``lambda{λ:g}`` (``lambda``), ``sns_short``/``sns_long`` (``budget``: the study's
     fine-tuning budget and PAT's), else the method."""
-    return [ZooRun(name, _row(name, i, c), c) for i, c in enumerate(group(name, profile, seeds))]
+    return [ZooRun(_row(name, i, c), c) for i, c in enumerate(group(name, profile, seeds))]
 
 
 def training_order(profile: str = "cpu", groups: Iterable[str] = GROUPS) -> list[Config]:

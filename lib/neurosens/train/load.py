@@ -9,7 +9,7 @@ from neurosens.core.config import Config
 from neurosens.core.paths import display_path
 from neurosens.core.runtime import to_memory_format
 from neurosens.models import build_model
-from neurosens.store.artifacts import ArtifactStore, train_allowed
+from neurosens.store.artifacts import ArtifactStore
 from neurosens.train.loop import train
 
 __all__ = ["load_model"]
@@ -38,12 +38,10 @@ def load_model(
     """
     store = store or ArtifactStore()
     if isinstance(run, Config):
-        if not store.exists(run.run_id):
-            if not train_allowed(allow_train):
-                store.require(run)  # raises ArtifactMissing with the command
+        if not store.exists(run.run_id):  # train() checks the permission, else the command
             train(
                 run,
-                allow_train=True,
+                allow_train=allow_train,
                 store=store,
                 progress=progress,
                 precision=precision,

@@ -111,9 +111,9 @@ def train(
     # one trainer per run id: a second process waits here, then finds the artifact
     with store.lock(config.run_id) if d.main else nullcontext():
         if store.exists(config.run_id):
-            store.load_state(config.run_id)  # a corrupt artifact fails here, naming the file
+            rec = store.verify(config.run_id)  # a corrupt artifact fails here, naming the file
             if progress:
-                threads = store.record(config.run_id).get("threads", "?")
+                threads = rec.get("threads", "?")
                 print(
                     f"artifact {config.run_id} exists in {display_path(store.root)} (trained "
                     f"with {threads} threads): nothing to train"
@@ -210,9 +210,9 @@ def _setup(
         vcfg = vanilla_config(config)
         start_run = vcfg.run_id
         if ckpt is None:  # a resumed run takes its weights from the checkpoint
-            # the vanilla run is trained first if it is missing (and training is allowed)
-            train(vcfg, allow_train=allow_train, store=store, progress=progress,
-                  precision=precision, memory_format=memory_format)  # fmt: skip
+            if not store.exists(vcfg.run_id):  # trained first, where training is allowed
+                train(vcfg, allow_train=allow_train, store=store, progress=progress,
+                      precision=precision, memory_format=memory_format)  # fmt: skip
             model.load_state_dict(store.load_state(vcfg.run_id), strict=True)
     # channels_last: ~1.6× faster conv forward+backward on this CPU (measured, VGG-16 cpu
     # widths, batch 128); values are the same, only the memory layout changes (and the
