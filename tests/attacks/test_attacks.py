@@ -3,6 +3,7 @@ attacks, Gaussian noise, the registry and bad input."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 
@@ -472,3 +473,24 @@ def test_paper_settings_black_box_not_stronger_than_white_box(trained_cnn, batch
     )
     assert a_spsa < clean and a_nat < clean and a_cw < clean
     assert a_spsa >= white - 2 / 32 and a_nat >= white - 2 / 32
+
+
+def test_cw_trace_gives_every_smaller_budget_from_one_run(trained_cnn, batch):
+    """The trace after b binary steps is what a run with ``binary_steps=b`` finds (the search
+    is deterministic), and the ℓ2 of the smallest adversarial example never grows."""
+    x, y = batch
+    x, y = x[:16], y[:16]
+    trace: list[torch.Tensor] = []
+    full = cw_l2(trained_cnn, x, y, c0=0.01, binary_steps=4, steps=20, trace=trace)
+    assert len(trace) == 4
+    for a, b in itertools.pairwise(trace):
+        assert (b <= a + 1e-6).all()
+    two = cw_l2(trained_cnn, x, y, c0=0.01, binary_steps=2, steps=20)
+    d_two = (two - x).flatten(1).norm(dim=1)
+    found = torch.isfinite(trace[1])
+    assert torch.allclose(d_two[found], trace[1][found], atol=1e-4)
+    assert torch.equal(d_two[~found] == 0, ~found[~found])  # unbroken images returned as they are
+    d_full = (full - x).flatten(1).norm(dim=1)
+    assert torch.allclose(
+        d_full[torch.isfinite(trace[-1])], trace[-1][torch.isfinite(trace[-1])], atol=1e-4
+    )

@@ -225,3 +225,30 @@ def test_get_method_rejects_unknown():
     object.__setattr__(c, "method", "progressive")
     with pytest.raises(ValueError, match="valid methods are vanilla, pat, alp, sns"):
         get_method(c)
+
+
+def test_sns_reads_its_neurons_at_the_configured_site():
+    """neuron_site = bn: Ω is selected and L_sns computed on the post-BN outputs (with
+    BatchNorm in eval mode a per-channel rescaling of the conv changes pre-BN σ, not
+    post-BN σ)."""
+    from neurosens.data.imageset import ImageSet
+    from neurosens.defences.sns import select_sensitive
+
+    cfg = resolve("smoke", method="sns", dataset="synthetic", widths=(4,) * 13,
+                  sns_layers=("conv12", "conv13"), eval_batch_size=16)  # fmt: skip
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    x = torch.rand(16, 1, 32, 32)
+    y = torch.randint(0, 10, (16,))
+    images = ImageSet((x * 255).to(torch.uint8), y, tuple(map(str, range(10))), "t")
+    pre = select_sensitive(model, images, cfg, 0.5)
+    post = select_sensitive(model, images, cfg.replace(neuron_site="bn"), 0.5)
+    with torch.no_grad():  # scale conv13's channels 0 and 1 by 100: BN (eval) does not undo it,
+        model.conv13.weight[:2] *= 100  # so rescale its running stats to match
+        model.bn13.running_mean[:2] *= 100
+        model.bn13.running_var[:2] *= 100**2
+    pre2 = select_sensitive(model, images, cfg, 0.5)
+    post2 = select_sensitive(model, images, cfg.replace(neuron_site="bn"), 0.5)
+    assert set(pre2["conv13"].tolist()) >= {0, 1}  # pre-BN: the rescaled channels lead
+    assert torch.equal(post["conv13"], post2["conv13"])  # post-BN: nothing changed
+    assert set(pre["conv12"].tolist()) == set(pre2["conv12"].tolist())

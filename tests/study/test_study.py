@@ -76,9 +76,13 @@ def test_zoo_runs_carry_structured_keys_read_from_their_configs():
     assert [r.lam for r in lam] == list(zoo.lambdas("cpu"))
     assert [r.row for r in lam] == [f"lambda{x:g}" for x in zoo.lambdas("cpu")]
     abl = {r.key: r for r in zoo.runs("ablations", "cpu")}
-    assert set(abl) == {("sns_all", 0), ("sns_dyn", 0), ("sns_rand", 0), ("sns_rand", 1),
+    assert set(abl) == {("sns_all", 0), ("sns_all_scaled", 0), ("sns_dyn", 0), ("sns_dyn", 1),
+                        ("sns_dyn", 2), ("sns_rand", 0), ("sns_rand", 1),
                         ("sns_rand", 2)}  # fmt: skip
     assert abl[("sns_rand", 2)].draw == 2 and abl[("sns_dyn", 0)].draw is None
+    assert abl[("sns_dyn", 2)].seed == 2  # C14: SNS_dyn on every seed
+    # SNS_all at the study λ × |Ω| / |all neurons| (60 of 576 on the cpu model)
+    assert abl[("sns_all_scaled", 0)].lam == zoo.sns_all_lambda("cpu") == 0.003
     assert [r.row for r in zoo.runs("budget", "cpu")] == ["sns_short", "sns_long"]
     cas = zoo.runs("zoo", "cpu")[0]
     assert cas.key == ("cas", 0) and cas.k is None and cas.lam is None
@@ -88,6 +92,7 @@ def test_zoo_run_matches_keeps_runs_that_lack_the_field():
     zoo = study
     abl = zoo.runs("ablations", "cpu")
     kept = [r.key for r in abl if r.matches(draw=[1])]
-    assert kept == [("sns_all", 0), ("sns_dyn", 0), ("sns_rand", 1)]
+    assert kept == [("sns_all", 0), ("sns_all_scaled", 0), ("sns_dyn", 0), ("sns_rand", 1),
+                    ("sns_dyn", 1), ("sns_dyn", 2)]  # fmt: skip
     assert [r.k for r in zoo.runs("layers", "cpu") if r.matches(k=[3, 13])] == [3, 13]
     assert all(r.matches(k=None) for r in abl)

@@ -100,28 +100,56 @@ def c1_c2_verdicts(df: pd.DataFrame, n_classes: int) -> tuple[Claim, Claim]:
     """C1 (Spearman) and C2 (Levenshtein, python-Levenshtein ratio form) per target class.
 
     A target is above chance when its value exceeds the 97.5th percentile of its
-    permutation null (one-sided p < 0.025). Classes whose targeted attack never succeeded
-    count as not tested (verdict over the ``n_classes`` classes).
+    permutation null (one-sided p < 0.025), below chance when it lies under the 2.5th.
+    Classes whose targeted attack never succeeded count as not tested (verdict over the
+    ``n_classes`` classes).
+
+    C1 follows the paper's wording (Section IV-B: "there exists a positive correlation
+    between the neuron sensitivity and the neuron importance", supported by the per-class
+    range and the mean): holds when the class-mean r_s lies above the 97.5th percentile of
+    the null of a mean over the tested classes (mean of the class nulls, sd √(Σ sd²)/k with
+    each class's null sd read from its 95% interval) and no class is below chance; partly
+    when the mean is above but some class is below chance; does not hold when the mean lies
+    below the 2.5th percentile; else inconclusive. C2: every class above chance → holds,
+    :func:`~neurosens.analyses.claims.share_verdict` with the classes below chance against.
     """
 
     p = reported()["section4b_cifar10_vgg16"]
     n_tested = len(df)
     sp_above = int((df["spearman"] > df["spearman_null_hi"]).sum())
+    sp_below = int((df["spearman"] < df["spearman_null_lo"]).sum())
+    lr_below = int((df["lev_ratio"] < df["lev_ratio_null_lo"]).sum())
+    k = max(n_tested, 1)
+    null_sd = (df["spearman_null_hi"] - df["spearman_null_lo"]) / (2 * 1.96)
+    mean_null = float(df["spearman_null_mean"].mean()) if n_tested else float("nan")
+    mean_sd = float(np.sqrt((null_sd**2).sum()) / k) if n_tested else float("nan")
+    r_mean = float(df["spearman"].mean()) if n_tested else float("nan")
+    if not n_tested:
+        c1_verdict = "untestable"
+    elif r_mean > mean_null + 1.96 * mean_sd:
+        c1_verdict = "holds" if sp_below == 0 else "partly"
+    elif r_mean < mean_null - 1.96 * mean_sd:
+        c1_verdict = "does not hold"
+    else:
+        c1_verdict = "inconclusive"
     lr_above = int((df["lev_ratio"] > df["lev_ratio_null_hi"]).sum())
     lp_above = int((df["lev_paper"] > df["lev_paper_null_hi"]).sum())
     c1 = Claim(
         ours=(
             f"r_s {df['spearman'].min():.2f}–{df['spearman'].max():.2f} (mean "
-            f"{df['spearman'].mean():.3f}); above the 95% null in {sp_above}/{n_classes} classes"
+            f"{df['spearman'].mean():.3f}, chance {mean_null:.2f} ± {1.96 * mean_sd:.2f}); "
+            f"above chance in {sp_above}/{n_classes} classes, below in {sp_below}"
         ),
         paper=(
             f"r_s {p['spearman_per_class_range'][0]}–{p['spearman_per_class_range'][1]} "
             f"(mean {p['spearman_mean']})"
         ),
-        verdict=share_verdict(sp_above, n_classes) if n_tested else "untestable",
+        verdict=c1_verdict,
         why=(
-            "per class, r_s(σ, mean φ) at pool5 vs a permutation null of random rankings (> 97.5th "
-            "percentile); every class → holds, ≥ half → partly"
+            "the paper's claim is a positive correlation: class-mean r_s(σ, mean φ) at pool5 "
+            "above the 97.5th percentile of the permutation null of a class mean and no class "
+            "below its 2.5th → holds; mean above, some class below → partly; mean below the "
+            "2.5th percentile → does not hold; else inconclusive"
         ),
     )
     c2 = Claim(
@@ -134,10 +162,12 @@ def c1_c2_verdicts(df: pd.DataFrame, n_classes: int) -> tuple[Claim, Claim]:
             f"S_ω {p['levenshtein_per_class_range'][0]}–{p['levenshtein_per_class_range'][1]} "
             f"(mean {p['levenshtein_mean']})"
         ),
-        verdict=share_verdict(lr_above, n_classes) if n_tested else "untestable",
+        verdict=share_verdict(lr_above, n_classes, against=lr_below) if n_tested else "untestable",
         why=(
-            "per class, S_ω(Γ^y, Ω^y) (top-20) vs random top-20 lists (value > 97.5th "
-            "percentile), ratio form (the one the paper's 0.46 fits); every class → holds"
+            "per class, S_ω(Γ^y, Ω^y) (top-20) vs random top-20 lists (above the 97.5th or "
+            "below the 2.5th percentile), ratio form (the one the paper's 0.46 fits); every "
+            "class above → holds, classes below at least as many → does not hold, ≥ half "
+            "above → partly, else inconclusive"
         ),
     )
     return c1, c2
@@ -160,7 +190,8 @@ def c4_verdict(df: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, Cla
     of the value against depth, one-sided test ρ < 0; the same for the excess over the
     permutation-null mean (chance also changes with depth, as layers widen); and the
     bottom-half vs top-half means. holds: every metric falls significantly, raw and above
-    chance; partly: the raw values fall but not all excesses; else does not hold.
+    chance; partly: the raw values fall but not all excesses, none rises; does not hold: a
+    metric rises significantly (ρ > 0, one-sided p < alpha); else inconclusive.
     """
     rows = []
     half = len(df) // 2
@@ -184,12 +215,15 @@ def c4_verdict(df: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, Cla
     t = pd.DataFrame(rows)
     main = t[t["metric"].isin(["total_jaccard", "avg_lev_ratio"])]
     raw, exc = main[main["kind"] == "raw"], main[main["kind"] == "excess"]
+    rises = main[(main["rho"] > 0) & (main["p_one_sided"] > 1 - alpha)]
     if raw["falls"].all() and exc["falls"].all():
         verdict = "holds"
-    elif raw["falls"].any():
+    elif raw["falls"].any() and len(rises) == 0:
         verdict = "partly"
-    else:
+    elif len(rises):
         verdict = "does not hold"
+    else:
+        verdict = "inconclusive"
     tj = t[(t["metric"] == "total_jaccard") & (t["kind"] == "raw")].iloc[0]
     lv = t[(t["metric"] == "avg_lev_ratio") & (t["kind"] == "raw")].iloc[0]
     claim = Claim(
@@ -202,7 +236,8 @@ def c4_verdict(df: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, Cla
         verdict=verdict,
         why=(
             f"one-sided Spearman test of ρ < 0 at {alpha}, for raw values and for the excess "
-            "over the permutation-null mean; both metrics, both forms → holds; raw only → partly"
+            "over the permutation-null mean; both metrics, both forms → holds; raw only → partly; "
+            "a metric rising significantly → does not hold; else inconclusive"
         ),
     )
     return t, claim

@@ -1,7 +1,8 @@
 """Per-neuron sensitivity profiles of stored runs (Eq. 1), cached, and their layer means.
 
-Paper: Zhang, Liu et al., IEEE TIP 2021, Eq. 1 (Section III) and Figs. 10, 17. Neurons are
-read at the layer named (a conv output is pre-BN; ``relu{i}`` is post-ReLU), in eval mode,
+Paper: Zhang, Liu et al., IEEE TIP 2021, Eq. 1 (Section III) and Figs. 10, 17. A conv
+layer's neurons are read at ``site``: ``conv`` (the raw conv output, pre-BN: the study's
+default), ``bn`` (post-BN) or ``relu`` (post-ReLU); other layers as named; in eval mode,
 on pairs (x, x') of the first ``n`` test images, x' made by a registry attack white-box
 against the same model.
 
@@ -25,6 +26,7 @@ from neurosens.attacks.base import eval_mode
 from neurosens.attacks.registry import as_attack, make_spec
 from neurosens.measures.sensitivity import sensitivity_under_attack
 from neurosens.measures.suppression import layer_widths
+from neurosens.models.probe import site_layers
 from neurosens.store.cache import cached
 
 if TYPE_CHECKING:
@@ -50,6 +52,8 @@ def sensitivity_profile(
     n: int | None = None,
     attack: str = "pgd_linf",
     eps: float | None = None,
+    site: str = "conv",
+    start: int = 0,
 ) -> dict[str, list[float]]:
     """Neuron sensitivity σ (Eq. 1) of every neuron of ``layers`` of run ``run``, cached.
 
@@ -62,22 +66,29 @@ def sensitivity_profile(
         attack: registry name of the attack that makes x' (white-box against this model;
             a random setting is seeded with the run's seed); ``eps`` overrides its ε
             (in [0, 1] units).
+        site: where a conv layer's neurons are read (``conv`` pre-BN, ``bn`` post-BN,
+            ``relu`` post-ReLU; :func:`neurosens.models.probe.site_layers`).
+        start: the first test image (default 0): a ranking that chooses neurons whose
+            effect is then measured on the first images is read on ``start`` ≥ those.
 
-    Returns ``{layer: [σ per neuron]}`` in the order of ``layers``.
+    Returns ``{layer: [σ per neuron]}`` in the order of ``layers`` (the paper's names).
     """
     c = ctx.config
     n = n or c.n_eval_cw
     model = ctx.model(run)
-    layers = list(layers or model.conv_layers)
+    at = site_layers(model, layers or model.conv_layers, site)
+    layers = list(at.values())  # the probe names: the cache key of the pre-BN site unchanged
     spec = make_spec(attack, c)
     if eps is not None:
         spec = spec.replace(eps=float(eps))
     params = dict(v=ANALYSIS_VERSION, layers=layers, n=n, attack=spec.describe(), seed=run.seed)
+    if start:
+        params["start"] = start
 
     def compute() -> dict[str, Any]:
         return sensitivity_under_attack(
             model,
-            eval_images(c, n),
+            eval_images(c, n, start),
             layers,
             as_attack(spec, run.seed),
             n=n,
@@ -94,7 +105,7 @@ def sensitivity_profile(
             raise ValueError(f"σ values per layer {bad}, but the layers have {widths} neurons")
 
     value = cached(run.run_id, "sensitivity", params, compute, check=check)
-    return {layer: value[layer] for layer in layers}  # the cache stores keys sorted
+    return {layer: value[probe] for layer, probe in at.items()}  # the cache sorts its keys
 
 
 def collect_sensitivity(
@@ -105,11 +116,14 @@ def collect_sensitivity(
     *,
     n: int,
     attack: str = "pgd_linf",
+    site: str = "conv",
 ) -> dict[Key, dict[str, list[float]]]:
     """:func:`sensitivity_profile` for every method (``labels``: method → display name) and
-    seed: ``{(label, seed): {layer: σ}}``."""
+    seed, neurons read at ``site``: ``{(label, seed): {layer: σ}}``."""
     return {
-        (label, s): sensitivity_profile(ctx, ctx.config_for(m, s), layers, n=n, attack=attack)
+        (label, s): sensitivity_profile(
+            ctx, ctx.config_for(m, s), layers, n=n, attack=attack, site=site
+        )
         for m, label in labels.items()
         for s in seeds
     }

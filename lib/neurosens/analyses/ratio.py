@@ -11,7 +11,7 @@ import torch
 from scipy import stats as st
 from torch import nn
 
-from neurosens.analyses.claims import Claim, share_verdict
+from neurosens.analyses.claims import Claim, decide, share_verdict
 from neurosens.analyses.common import ANALYSIS_VERSION, eval_images
 from neurosens.analyses.layer_profiles import pair_statistics
 from neurosens.attacks.registry import as_attack, make_spec
@@ -143,8 +143,10 @@ def c7_verdict(
     Vanilla than PAT.
 
     Per model and seed: Spearman ρ(depth, ratio) over conv1…conv13 and the least-squares
-    slope of ratio on depth. holds: Vanilla's ρ > 0 with p < alpha in every seed and
-    Vanilla's slope above PAT's in every seed; partly: one of the two; else does not hold.
+    slope of ratio on depth. Two parts for the claim — Vanilla's ρ > 0 with p < alpha in
+    every seed ("grows") and Vanilla's slope above PAT's in every seed ("faster") — and two
+    against — ρ < 0 significantly in every seed, slope below PAT's in every seed —
+    combined by :func:`~neurosens.analyses.claims.decide`.
     """
     d = df[(df["attack"] == "pgd") & (df["level"] == eps) & df["layer"].str.startswith("conv")]
     rows = []
@@ -161,7 +163,9 @@ def c7_verdict(
     grows = bool(len(van) and ((van.rho > 0) & (van.p_one_sided < alpha)).all())
     common = van.index.intersection(pat.index)
     faster = bool(len(common) and (van.loc[common, "slope"] > pat.loc[common, "slope"]).all())
-    verdict = "holds" if grows and faster else ("partly" if grows or faster else "does not hold")
+    shrinks = bool(len(van) and ((van.rho < 0) & (van.p_one_sided > 1 - alpha)).all())
+    slower = bool(len(common) and (van.loc[common, "slope"] < pat.loc[common, "slope"]).all())
+    verdict = decide(int(grows) + int(faster), int(shrinks) + int(slower), 2)
     claim = Claim(
         ours=(
             f"Vanilla ρ(depth, ratio) {van.rho.mean():.2f}, slope {van.slope.mean():.3f}/layer; "
@@ -172,37 +176,57 @@ def c7_verdict(
         verdict=verdict,
         why=(
             f"per seed, one-sided Spearman test of ρ(depth, ratio) > 0 for Vanilla (p < {alpha}) "
-            "and Vanilla's least-squares slope above PAT's in every seed; both → holds"
+            "and Vanilla's least-squares slope above PAT's in every seed; both → holds; the "
+            "opposite findings at least as many → does not hold; one → partly; none → "
+            "inconclusive"
         ),
     )
     return t, claim
 
 
-def c8_verdict(df: pd.DataFrame, value: str = "ratio_sensitive") -> tuple[pd.DataFrame, Claim]:
-    """C8: relu{i} has a larger ratio than conv{i} (ℓ∞ PGD, every ε of the sweep).
+def c8_verdict(
+    df: pd.DataFrame,
+    value: str = "ratio_sensitive",
+    blocks: Sequence[int] | None = None,
+    levels: Sequence[float] | None = None,
+    alpha: float = 0.05,
+) -> tuple[pd.DataFrame, Claim]:
+    """C8: relu{i} has a larger ratio than conv{i} (ℓ∞ PGD), over ``blocks`` i and ε
+    ``levels`` (None: every block and ε of the sweep; Table II: blocks 10–13 at the ε it
+    prints).
 
-    Per model, block i, ε: relu > conv in every seed counts as amplified. Exact sign
-    test (binomial, one-sided) over the blocks × ε cells. holds: every cell of both
-    models amplified; partly: sign test p < 0.05 for both models; else does not hold.
+    Per model, block i, ε: relu > conv in every seed counts as amplified, relu < conv in
+    every seed as damped. One-sided exact sign tests over the block × ε cells, each
+    direction. holds: every cell of both models amplified; partly: amplification
+    significant for both models, damping for neither; does not hold: damping significant
+    for a model; else inconclusive.
     """
     d = df[df["attack"] == "pgd"].copy()
     d["kind"] = d["layer"].str.extract(r"^([a-z]+)")[0]
     d["block"] = d["layer"].map(_depth_of)
+    if blocks is not None:
+        d = d[d["block"].isin(list(blocks))]
+    if levels is not None:
+        d = d[d["level"].isin([float(e) for e in levels])]
     w = d.pivot_table(index=["model", "seed", "level", "block"], columns="kind", values=value)
     w["amplified"] = w["relu"] > w["conv"]
-    cells = w.groupby(["model", "level", "block"])["amplified"].all().reset_index()
+    w["damped"] = w["relu"] < w["conv"]
+    cells = w.groupby(["model", "level", "block"])[["amplified", "damped"]].all().reset_index()
     rows = []
     for model, g in cells.groupby("model"):
-        k, m = int(g["amplified"].sum()), len(g)
+        k, j, m = int(g["amplified"].sum()), int(g["damped"].sum()), len(g)
         p = float(st.binomtest(k, m, 0.5, alternative="greater").pvalue)
-        rows.append(dict(model=model, amplified=k, cells=m, p_sign=p))
+        p_d = float(st.binomtest(j, m, 0.5, alternative="greater").pvalue)
+        rows.append(dict(model=model, amplified=k, damped=j, cells=m, p_sign=p, p_damped=p_d))
     t = pd.DataFrame(rows)
     if (t["amplified"] == t["cells"]).all():
         verdict = "holds"
-    elif (t["p_sign"] < 0.05).all():
+    elif (t["p_damped"] < alpha).any():
+        verdict = "does not hold"
+    elif (t["p_sign"] < alpha).all():
         verdict = "partly"
     else:
-        verdict = "does not hold"
+        verdict = "inconclusive"
     claim = Claim(
         ours="; ".join(
             f"{r.model}: relu > conv in {r.amplified}/{r.cells} block×ε cells "
@@ -213,10 +237,127 @@ def c8_verdict(df: pd.DataFrame, value: str = "ratio_sensitive") -> tuple[pd.Dat
         verdict=verdict,
         why=(
             "per block i and ε, ratio(relu_i) > ratio(conv_i) in every seed; all cells of "
-            "both models → holds; one-sided sign test p < 0.05 for both → partly"
+            f"both models → holds; one-sided sign test p < {alpha} for both, no significant "
+            "damping → partly; significant damping (relu < conv) → does not hold; else "
+            "inconclusive"
         ),
     )
     return t, claim
+
+
+def c17_verdict(
+    df: pd.DataFrame, value: str = "ratio_sensitive", severity: float = 5.0, alpha: float = 0.05
+) -> tuple[pd.DataFrame, Claim]:
+    """C17 (Fig. 13b): under Gaussian noise PAT absorbs the perturbation — its ratio falls
+    with depth — while Vanilla's ratio peaks at an early layer.
+
+    Per model and seed, over conv1…conv13 at noise ``severity``: Spearman ρ(depth, ratio)
+    (one-sided both ways) and the depth of the largest ratio. For the claim: PAT's ρ < 0
+    significantly in every seed; Vanilla's peak in the bottom half (depth ≤ 6) in every
+    seed. Against: PAT's ρ > 0 significantly in every seed; Vanilla's peak in the top half
+    in every seed. :func:`~neurosens.analyses.claims.decide` over the two parts.
+    """
+    d = df[(df["attack"] == "gaussian") & (df["level"] == severity)]
+    d = d[d["layer"].str.startswith("conv")]
+    rows = []
+    for (model, seed), g in d.groupby(["model", "seed"]):
+        depth = g["layer"].map(_depth_of).to_numpy(float)
+        v = g[value].to_numpy(float)
+        r = st.spearmanr(depth, v)
+        p_up = r.pvalue / 2 if r.statistic > 0 else 1 - r.pvalue / 2
+        rows.append(dict(model=model, seed=seed, rho=float(r.statistic), p_up=float(p_up),
+                         p_down=float(1 - p_up), peak_depth=int(depth[np.argmax(v)])))  # fmt: skip
+    t = pd.DataFrame(rows)
+    pat, van = t[t.model == "PAT"], t[t.model == "Vanilla"]
+    half = 6
+    absorbed = bool(len(pat) and ((pat.rho < 0) & (pat.p_down < alpha)).all())
+    early = bool(len(van) and (van.peak_depth <= half).all())
+    grows = bool(len(pat) and ((pat.rho > 0) & (pat.p_up < alpha)).all())
+    late = bool(len(van) and (van.peak_depth > half).all())
+    verdict = decide(int(absorbed) + int(early), int(grows) + int(late), 2)
+    claim = Claim(
+        ours=(
+            f"PAT ρ(depth, ratio) {pat.rho.mean():.2f} under noise severity {severity:g}; "
+            f"Vanilla's ratio peaks at conv{', conv'.join(str(x) for x in van.peak_depth)} "
+            f"({len(van)} seeds)"
+        ),
+        paper="noise ratio absorbed layer by layer in PAT; Vanilla's peaks at an early layer "
+        "(Fig. 13b)",
+        verdict=verdict,
+        why=(
+            f"per seed, one-sided Spearman tests of ρ(depth, ratio) for PAT (p < {alpha}) and "
+            "the depth of Vanilla's largest ratio; PAT falling and Vanilla peaking in "
+            "conv1–conv6 in every seed → holds; the opposite findings at least as many → "
+            "does not hold; one → partly; none → inconclusive"
+        ),
+    )
+    return t, claim
+
+
+def c18_verdict(
+    df: pd.DataFrame, value: str = "ratio_sensitive", alpha: float = 0.05
+) -> tuple[pd.DataFrame, Claim]:
+    """C18 (Fig. 14): Vanilla's ratio–ε correlation weakens with depth while PAT's ratio
+    stays proportional to ε with a smaller slope.
+
+    Per model and conv layer (seed-mean curve over the ℓ∞ PGD ε): Spearman ρ(ε, ratio) and
+    the least-squares slope. Three parts for the claim — Vanilla's ρ(ε, ratio) falls with
+    depth (one-sided Spearman over layers, p < alpha); PAT's ρ(ε, ratio) > 0 with p < alpha
+    in every layer; PAT's slope below Vanilla's in every layer — and three against (the
+    same directions reversed); :func:`~neurosens.analyses.claims.decide`.
+    """
+    d = df[(df["attack"] == "pgd") & df["layer"].str.startswith("conv")]
+    m = d.groupby(["model", "layer", "level"])[value].mean().reset_index()
+    rows = []
+    for (model, layer), g in m.groupby(["model", "layer"], sort=False):
+        r = st.spearmanr(g["level"], g[value])
+        p_up = r.pvalue / 2 if r.statistic > 0 else 1 - r.pvalue / 2
+        slope = float(np.polyfit(g["level"].to_numpy(float), g[value].to_numpy(float), 1)[0])
+        rows.append(dict(model=model, layer=layer, depth=_depth_of(layer), rho=float(r.statistic),
+                         p_up=float(p_up), slope=slope))  # fmt: skip
+    t = pd.DataFrame(rows)
+    van = t[t.model == "Vanilla"].set_index("layer")
+    pat = t[t.model == "PAT"].set_index("layer")
+    r = st.spearmanr(van["depth"], van["rho"])
+    p_weak = r.pvalue / 2 if r.statistic < 0 else 1 - r.pvalue / 2
+    common = van.index.intersection(pat.index)
+    support = [
+        bool(r.statistic < 0 and p_weak < alpha),
+        bool(((pat.rho > 0) & (pat.p_up < alpha)).all()),
+        bool((pat.loc[common, "slope"] < van.loc[common, "slope"]).all()),
+    ]
+    against = [
+        bool(r.statistic > 0 and 1 - p_weak < alpha),
+        bool(((pat.rho < 0) & (1 - pat.p_up < alpha)).any()),
+        bool((pat.loc[common, "slope"] > van.loc[common, "slope"]).all()),
+    ]
+    verdict = decide(sum(support), sum(against), 3)
+    claim = Claim(
+        ours=(
+            f"Vanilla ρ(ε, ratio) vs depth: Spearman {r.statistic:.2f} (p {p_weak:.3f}); PAT "
+            f"ρ(ε, ratio) {pat.rho.min():.2f}–{pat.rho.max():.2f}; PAT slope below Vanilla's in "
+            f"{int((pat.loc[common, 'slope'] < van.loc[common, 'slope']).sum())}/{len(common)} "
+            "conv layers"
+        ),
+        paper="Vanilla's ratio–ε correlation weakens in deep layers; PAT's stays proportional, "
+        "with a smaller slope (Fig. 14)",
+        verdict=verdict,
+        why=(
+            "three parts (Vanilla's ρ(ε, ratio) falling with depth, one-sided Spearman; PAT's "
+            f"ρ(ε, ratio) > 0 in every conv layer; PAT's slope below Vanilla's in every layer; "
+            f"α = {alpha}) and their opposites; all three → holds; opposites at least as many "
+            "→ does not hold; more for than against → partly; else inconclusive"
+        ),
+    )
+    return t, claim
+
+
+def table2_scope() -> tuple[list[int], list[float]]:
+    """The blocks and ε (0–255 scale) of the paper's Table II (conv10–relu13 at the ε it
+    prints): C8's verdict is taken there; the other blocks are beyond the paper."""
+    t2 = reported()["table2_sensitivity_ratio_cifar10_vgg16"]
+    layers = {layer for model in ("Vanilla", "PAT") for layer in t2[model]}
+    return sorted({_depth_of(layer) for layer in layers}), [float(e) for e in t2["eps"]]
 
 
 def c9_verdict(
@@ -235,19 +376,21 @@ def c9_verdict(
         rho = float(r.statistic)
         p_one = r.pvalue / 2 if rho > 0 else 1 - r.pvalue / 2
         rows.append(dict(model=model, layer=layer, rho=rho, p_one_sided=float(p_one),
-                         grows=bool(rho > 0 and p_one < alpha)))  # fmt: skip
+                         grows=bool(rho > 0 and p_one < alpha),
+                         falls=bool(rho < 0 and p_one > 1 - alpha)))  # fmt: skip
     t = pd.DataFrame(rows)
-    k = int(t["grows"].sum())
+    k, down = int(t["grows"].sum()), int(t["falls"].sum())
     claim = Claim(
         ours=(
             f"ratio rises with ε in {k}/{len(t)} (model, layer) curves; median ρ "
             f"{t['rho'].median():.2f}"
         ),
         paper="positive correlation between ratio and ε in all layers (Fig. 14, Table II)",
-        verdict=share_verdict(k, len(t)),
+        verdict=share_verdict(k, len(t), against=down),
         why=(
-            f"one-sided Spearman test of ρ(ε, ratio) > 0 (p < {alpha}) on the seed-mean curve "
-            "of each model and layer; all → holds, ≥ half → partly"
+            f"one-sided Spearman tests of ρ(ε, ratio) > 0 and < 0 (p < {alpha}) on the "
+            "seed-mean curve of each model and layer; all rising → holds, at least as many "
+            "falling → does not hold, ≥ half rising → partly, else inconclusive"
         ),
     )
     return t, claim

@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats as st
 
 from neurosens.analyses.claims import Claim
-from neurosens.analyses.common import ANALYSIS_VERSION, eval_images
+from neurosens.analyses.common import ANALYSIS_VERSION, eval_images, neuron_groups
+from neurosens.analyses.profiles import sensitivity_profile
 from neurosens.analyses.stats import null_quantile_test
 from neurosens.attacks.registry import as_attack, make_spec
 from neurosens.measures.roi import iou_by_group, region_of_interest
@@ -77,19 +79,62 @@ def iou_groups(
     return pd.DataFrame(cached(cfg.run_id, "roi_iou", params, compute))
 
 
+def iou_layers(
+    ctx: Session,
+    seed: int,
+    layers: Sequence[str],
+    *,
+    fraction: float,
+    n: int,
+    eps: float,
+    k: int = 20,
+) -> tuple[pd.DataFrame, dict[str, list[float]]]:
+    """C3's data over several layers: per layer, the most and least sensitive ``fraction``
+    of the neurons (:func:`~neurosens.analyses.common.neuron_groups`) by σ (Eq. 1, ℓ∞ PGD
+    at ``eps``) read on test images n … 2n − 1, and their benign-vs-adversarial mask IoU
+    (:func:`iou_groups`) on images 0 … n − 1: the ranking never sees the images it is
+    tested on. Returns the IoU rows (layer, group, neuron, iou) and the σ per layer."""
+    cfg = ctx.config_for("vanilla", seed)
+    sigma = sensitivity_profile(ctx, cfg, layers, n=n, attack="pgd_linf", eps=eps, start=n)
+    frames = []
+    for layer in layers:
+        groups = neuron_groups(sigma[layer], fraction)
+        frames.append(iou_groups(ctx, seed, layer, groups, n=n, eps=eps, k=k).assign(layer=layer))
+    return pd.concat(frames, ignore_index=True), sigma
+
+
+def _stratified_diff(iou: np.ndarray, sens: np.ndarray, strata: np.ndarray) -> float:
+    """Neuron-weighted mean over strata (layers) of mean IoU(vanilla) − mean IoU(sensitive)."""
+    total, weight = 0.0, 0
+    for s in np.unique(strata):
+        m = strata == s
+        a, b = iou[m & sens], iou[m & ~sens]
+        if len(a) and len(b):
+            total += (b.mean() - a.mean()) * m.sum()
+            weight += int(m.sum())
+    return total / weight if weight else float("nan")
+
+
 def c3_verdict(
     df: pd.DataFrame, sensitive: str = "sensitive", vanilla: str = "vanilla", alpha: float = 0.05
 ) -> tuple[dict[str, float], Claim]:
     """C3: sensitive neurons' masks drift more (lower benign/adversarial IoU) than vanilla
-    neurons'. Exact permutation test over neurons of mean IoU(vanilla) − mean IoU(sensitive)
-    (one-sided; all splits when there are at most 20,000, else 20,000 random ones) and a
-    bootstrap 95% interval of that difference (neurons resampled within
-    groups). holds: p < alpha and the interval above 0; partly: one of the two; else
-    does not hold (a positive but insignificant difference is no evidence)."""
+    neurons'. Statistic: mean IoU(vanilla) − mean IoU(sensitive), within each layer of the
+    ``layer`` column (one stratum without it), weighted by the layer's neurons; permutation
+    test with the group labels shuffled within layers (one-sided; every split of a single
+    stratum when there are at most 20,000, else 20,000 random ones) and a bootstrap 95%
+    interval (neurons resampled within layer and group). holds: p < alpha and the interval
+    above 0; does not hold: the same evidence in the opposite direction (sensitive neurons
+    drift significantly *less*); partly: one of the two for the claim and none against;
+    else inconclusive, with the neurons per group a two-sample test would need to detect
+    the observed difference (power 0.8)."""
 
     d = df.dropna(subset=["iou"])
-    a = d[d["group"] == sensitive]["iou"].to_numpy(float)
-    b = d[d["group"] == vanilla]["iou"].to_numpy(float)
+    d = d[d["group"].isin([sensitive, vanilla])]
+    strata = d["layer"].to_numpy() if "layer" in d else np.zeros(len(d), int)
+    iou = d["iou"].to_numpy(float)
+    is_sens = (d["group"] == sensitive).to_numpy()
+    a, b = iou[is_sens], iou[~is_sens]
     if len(a) < 2 or len(b) < 2:
         claim = Claim(
             "too few neurons with a mask",
@@ -98,39 +143,73 @@ def c3_verdict(
             "fewer than 2 neurons per group had non-empty masks",
         )
         return {}, claim
-    obs = float(b.mean() - a.mean())
-    pooled = np.concatenate([a, b])
-    null = []
-    idx = range(len(pooled))
-    combos = list(itertools.combinations(idx, len(a)))
-    exact = len(combos) <= 20000
-    if not exact:
-        rng = np.random.default_rng(0)
-        combos = [tuple(rng.permutation(len(pooled))[: len(a)]) for _ in range(20000)]
-    for c in combos:
-        mask = np.zeros(len(pooled), bool)
-        mask[list(c)] = True
-        null.append(pooled[~mask].mean() - pooled[mask].mean())
-    # exact: the enumeration contains the observed split, so p = share of splits ≥ observed
-    nul = np.asarray(null)
-    p = float(np.mean(nul >= obs - 1e-12)) if exact else null_quantile_test(obs, null)
+    obs = _stratified_diff(iou, is_sens, strata)
+    single = len(np.unique(strata)) == 1
+    combos = list(itertools.combinations(range(len(iou)), len(a))) if single else []
+    exact = single and len(combos) <= 20000
     rng = np.random.default_rng(0)
-    boots = [rng.choice(b, len(b)).mean() - rng.choice(a, len(a)).mean() for _ in range(2000)]
-    lo, hi = (float(q) for q in np.quantile(boots, [0.025, 0.975]))
+    null = []
+    if exact:
+        for c in combos:
+            mask = np.zeros(len(iou), bool)
+            mask[list(c)] = True
+            null.append(_stratified_diff(iou, mask, strata))
+    else:
+        for _ in range(20000):
+            perm = is_sens.copy()
+            for s in np.unique(strata):
+                m = np.flatnonzero(strata == s)
+                perm[m] = rng.permutation(perm[m])
+            null.append(_stratified_diff(iou, perm, strata))
+    nul = np.asarray(null)
+    # exact: the enumeration contains the observed split, so p = share of splits ≥ observed
+    p = float(np.mean(nul >= obs - 1e-12)) if exact else null_quantile_test(obs, nul)
+    p_less = float(np.mean(nul <= obs + 1e-12)) if exact else null_quantile_test(-obs, -nul)
+    boots = []
+    cells = [
+        np.flatnonzero((strata == s) & (is_sens == g))
+        for s in np.unique(strata)
+        for g in (True, False)
+    ]
+    for _ in range(2000):
+        idx = np.concatenate([rng.choice(c, len(c)) for c in cells if len(c)])
+        boots.append(_stratified_diff(iou[idx], is_sens[idx], strata[idx]))
+    lo, hi = (float(q) for q in np.nanquantile(boots, [0.025, 0.975]))
     sig, above = p < alpha, lo > 0
-    verdict = "holds" if (sig and above) else ("partly" if (sig or above) else "does not hold")
+    if sig and above:
+        verdict = "holds"
+    elif p_less < alpha and hi < 0:
+        verdict = "does not hold"
+    elif (sig or above) and not (p_less < alpha or hi < 0):
+        verdict = "partly"
+    else:
+        verdict = "inconclusive"
+    sd = float(np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2))
+    z = st.norm.ppf(1 - alpha) + st.norm.ppf(0.8)
+    n_need = 2 * (z * sd / abs(obs)) ** 2 if obs else float("inf")
+    n_layers = len(np.unique(strata))
     res = dict(iou_sensitive=float(a.mean()), iou_vanilla=float(b.mean()), diff=obs, p=p,
-               ci_lo=lo, ci_hi=hi)  # fmt: skip
+               ci_lo=lo, ci_hi=hi, n_sensitive=len(a), n_vanilla=len(b),
+               n_layers=n_layers)  # fmt: skip
+    tail = (
+        f"; ≈ {n_need:,.0f} neurons per group would decide it"
+        if verdict == "inconclusive" and np.isfinite(n_need)
+        else ""
+    )
     claim = Claim(
         ours=(
             f"mask IoU benign vs adversarial: sensitive {a.mean():.2f}, vanilla {b.mean():.2f} "
-            f"(difference {obs:.2f}, 95% CI {lo:.2f}–{hi:.2f}, permutation p {p:.3f})"
+            f"(difference within layers {obs:.2f}, 95% CI {lo:.2f}–{hi:.2f}, permutation p "
+            f"{p:.3f}; {len(a)} + {len(b)} neurons in {n_layers} "
+            f"{'layer' if n_layers == 1 else 'layers'}{tail})"
         ),
         paper="sensitive neurons' regions drift to background; vanilla neurons' do not (Figs. 4–7)",
         verdict=verdict,
         why=(
-            f"exact permutation test over neurons (one-sided, p < {alpha}) and bootstrap CI "
-            "of the IoU difference above 0 → holds; only one of the two → partly"
+            f"permutation test over neurons within layers (one-sided, p < {alpha}) and "
+            "bootstrap CI of the IoU difference above 0 → holds; both in the opposite "
+            "direction → does not hold; one of the two, none against → partly; else "
+            "inconclusive"
         ),
     )
     return res, claim

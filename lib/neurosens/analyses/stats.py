@@ -30,6 +30,7 @@ __all__ = [
     "bootstrap_ci",
     "mcnemar",
     "mean_std",
+    "n_to_decide",
     "null_quantile_test",
     "outcome_counts",
     "paired",
@@ -98,6 +99,20 @@ def mcnemar(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> McNemar:
     n = n01 + n10
     p = 1.0 if n == 0 else float(st.binomtest(n01, n, 0.5).pvalue)
     return McNemar(n01, n10, p)
+
+
+def n_to_decide(
+    only_a: int, only_b: int, n: int, alpha: float = ALPHA, power: float = 0.8
+) -> float:
+    """Images a paired McNemar test needs to detect the observed difference at ``alpha``
+    with ``power``, at the observed discordant rates (Connor 1987: N = (z_α/2 √p_d +
+    z_β √(p_d − δ²))² / δ², p_d = (b + c)/n, δ = (b − c)/n); inf when b = c."""
+    if n <= 0 or only_a == only_b:
+        return float("inf")
+    pd_, delta = (only_a + only_b) / n, abs(only_a - only_b) / n
+    za, zb = st.norm.ppf(1 - alpha / 2), st.norm.ppf(power)
+    return float(np.ceil((za * np.sqrt(pd_) + zb * np.sqrt(max(pd_ - delta**2, 0.0))) ** 2
+                         / delta**2))  # fmt: skip
 
 
 def null_quantile_test(observed: float, null: Sequence[float]) -> float:

@@ -53,19 +53,22 @@ def suppression_flags(
     layer × β) and B (as many random non-sensitive neurons, ``draws`` draws), under the
     Section IV-D attacks (:func:`neurosens.attacks.registry.suppression_attacks`), cached.
 
-    Sensitive neurons come from σ (Eq. 1) under ℓ∞ PGD at the analysis ε on the first
-    ``n_select`` test images; accuracy is read on the first ``n`` test images, each attack
-    white-box against the suppressed model. β = 1 is the unmodified model (run once).
+    Sensitive neurons come from σ (Eq. 1, pre-BN conv outputs) under ℓ∞ PGD at the analysis
+    ε on test images ``n`` … ``n + n_select − 1``; accuracy is read on the first ``n`` test
+    images (the selection never sees them), each attack white-box against the suppressed
+    model, the neurons suppressed at the ReLU after their conv. β = 1 is the unmodified
+    model (run once).
 
     Returns rows: group ("sensitive" or "random"), draw, beta, attack, accuracy, flags (hex).
     """
 
     cfg = ctx.config_for("vanilla", seed)
-    sens = sensitivity_profile(ctx, cfg, layers, n=n_select, attack="pgd_linf_analysis")
+    sens = sensitivity_profile(ctx, cfg, layers, n=n_select, attack="pgd_linf_analysis", start=n)
     model = ctx.model("vanilla", seed=seed)
     params = dict(
         v=ANALYSIS_VERSION, layers=list(layers), betas=[float(b) for b in betas], n=n,
-        n_select=n_select, draws=draws, fraction=fraction, noise_severity=noise_severity,
+        n_select=n_select, select_start=n, draws=draws, fraction=fraction,
+        noise_severity=noise_severity,
         eps=[cfg.eps_linf_analysis, cfg.eps_l2, cfg.eps_fgsm_analysis],
         sigma=cfg.noise_sigmas[noise_severity - 1], steps=cfg.pgd_steps,
     )  # fmt: skip
@@ -100,6 +103,11 @@ def suppression_summary(df: pd.DataFrame, per_draw: bool = False) -> pd.DataFram
     g = d.groupby(["model", "beta", "attack"], sort=False)["accuracy"]
     out = g.agg(["mean", "std"]).reset_index()
     return out.rename(columns={"mean": "accuracy"}).fillna({"std": 0.0})
+
+
+def collapse_label(beta: float) -> str:
+    """A collapse β for the page: ``0.3``, or "none within the sweep" (NaN)."""
+    return "none within the sweep" if math.isnan(beta) else f"{beta:g}"
 
 
 def _collapse_beta(acc: Mapping[float, float]) -> float:
@@ -137,7 +145,15 @@ def c5_verdict(df: pd.DataFrame, n: int, attack: str = "clean") -> tuple[dict[st
     ca = _collapse_beta(acc["sensitive"].to_dict())
     cb = _collapse_beta(acc["random"].to_dict())
     a_first = not math.isnan(ca) and (math.isnan(cb) or ca > cb)
-    verdict = "holds" if (lo > 0 and a_first) else ("partly" if lo > 0 else "does not hold")
+    b_first = not math.isnan(cb) and (math.isnan(ca) or cb > ca)
+    if lo > 0 and a_first:
+        verdict = "holds"
+    elif lo > 0:
+        verdict = "partly"
+    elif hi < 0 or b_first:
+        verdict = "does not hold"
+    else:
+        verdict = "inconclusive"
 
     pb = reported()["section4d_suppression"]["sensitive_collapse_beta"]
 
@@ -154,7 +170,8 @@ def c5_verdict(df: pd.DataFrame, n: int, attack: str = "clean") -> tuple[dict[st
         verdict=verdict,
         why=(
             "paired bootstrap over test images of the mean accuracy gap over β < 1; interval "
-            "above 0 and A collapsing at a larger β than B → holds; interval only → partly"
+            "above 0 and A collapsing at a larger β than B → holds; interval only → partly; "
+            "interval below 0 or B collapsing first → does not hold; else inconclusive"
         ),
     )
     return res, claim

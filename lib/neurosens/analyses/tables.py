@@ -49,6 +49,7 @@ __all__ = [
     "LABELS",
     "TABLE3_ATTACKS",
     "aa_description",
+    "at_rep",
     "best_by",
     "best_method",
     "display_name",
@@ -129,8 +130,18 @@ def with_factor(df: pd.DataFrame, configs: Mapping[Key, Config], factor: str) ->
     return out.assign(accuracy_pct=100 * out["accuracy"])
 
 
-def best_by(df: pd.DataFrame, factor: str) -> pd.Series:
-    """Per attack, the ``factor`` value (e.g. k or λ) of the highest accuracy in ``df``."""
+def at_rep(df: pd.DataFrame, rep: int, keep: Sequence[str] = ()) -> pd.DataFrame:
+    """The rows of a tidy frame of replicate ``rep``, and every row of the ``keep`` methods
+    (e.g. SNS_rand, whose reps are its draws)."""
+    return df[df["method"].isin(list(keep)) | (df["rep"] == rep)]
+
+
+def best_by(df: pd.DataFrame, factor: str, below: float | None = None) -> pd.Series:
+    """Per attack, the ``factor`` value (e.g. k or λ) of the highest accuracy in ``df``,
+    among the values below ``below`` when given (e.g. the λ from which the model collapses
+    to a constant prediction: a collapsed model is never "best")."""
+    if below is not None:
+        df = df[df[factor] < below]
     return df.groupby("attack")[[factor, "accuracy"]].apply(
         lambda g: g.loc[g["accuracy"].idxmax(), factor]
     )
@@ -149,8 +160,10 @@ def evaluate_configs(
     attacks: Sequence[str],
     n_examples: int | None = None,
     progress: bool = True,
+    settings: Config | None = None,
 ) -> dict[Key, EvalResult]:
-    """Evaluate each run under ``attacks`` with the session's attack settings.
+    """Evaluate each run under ``attacks`` with the session's attack settings (or those of
+    ``settings``, e.g. ``ctx.config.replace(aa_attacks=())`` for standard AutoAttack).
 
     Args:
         ctx: the notebook session (its ``config`` gives the attack settings and test set;
@@ -172,7 +185,7 @@ def evaluate_configs(
             list(attacks),
             n_examples,
             cfg.seed,
-            config=ctx.config,
+            config=settings or ctx.config,
             run_id=cfg.run_id,
             progress=progress,
         )

@@ -59,6 +59,7 @@ def cw_l2(
     targeted: bool = False,
     abort_early: bool = True,
     tanh_shrink: float = 1e-3,
+    trace: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Carlini–Wagner ℓ2 attack (minimal-distortion, unbounded).
 
@@ -75,6 +76,9 @@ def cw_l2(
         abort_early: stop a binary step when no example's loss improves (default True).
         tanh_shrink: x is shrunk by this factor toward ½ before arctanh (default 1e-3), so
             a pixel at 0 starts at 5e-4 where ½(tanh(w)+1) still has slope ≈ 1e-3.
+        trace: a list that receives, after each binary-search step, the ℓ2 norm (B,) of
+            the smallest adversarial example found so far (inf where none): the attack's
+            result for every smaller ``binary_steps`` from one run (the budget curve).
 
     Returns:
         the smallest-ℓ2 adversarial example found per example, else the clean image.
@@ -129,4 +133,6 @@ def cw_l2(
             lower = torch.where(success, lower, torch.maximum(lower, c))
             bounded = upper < 1e9
             c = torch.where(bounded, (lower + upper) / 2, c * 10)
+            if trace is not None:
+                trace.append(best_l2.sqrt().cpu())
     return best_adv.clamp_(0, 1)

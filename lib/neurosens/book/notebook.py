@@ -25,6 +25,7 @@ from neurosens.book.plots import theme
 from neurosens.core.config import METHODS, Config, resolve
 from neurosens.core.errors import ConfigError
 from neurosens.core.profiles import PROFILES
+from neurosens.data.protocol import check_evaluation_n, check_protocol
 from neurosens.models import build_model
 from neurosens.study.session import Session
 
@@ -125,7 +126,13 @@ _RULES: dict[str, Any] = {
     "severities": lambda n, v: _each(n, v, lambda m, x: _number(m, x, 1, 5, False, False)),
     "fig13_severities": lambda n, v: _each(n, v, lambda m, x: _number(m, x, 1, 5, False, False)),
     "methods": lambda n, v: _each(n, v, _method),
+    "scaled_sns_all": lambda n, v: _flag(n, v),
 }
+
+
+def _flag(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        _fail(f"{name} must be True or False, got {value!r}")
 
 
 def _rule(name: str) -> Any:
@@ -183,6 +190,11 @@ def setup(
     _count("n_examples", n_examples, none_ok=True)
     config = resolve(profile, **dict(overrides or {}))
     n_examples = config.n_eval if n_examples is None else n_examples
+    try:
+        check_protocol(config)
+        check_evaluation_n(config, n_examples, "n_examples")
+    except ConfigError as e:
+        _fail(str(e))
     layers = tuple(layers)
     if layers:
         valid = build_model(config.replace(method="vanilla")).layer_names

@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from neurosens.analyses.common import image_ranges
 from neurosens.book.scorecard import write_intro_summary, write_scorecard_page
+from neurosens.core.config import resolve
 from neurosens.core.paths import display_path, project_root
 from neurosens.study.budget import write_budget_section
 from neurosens.study.settings import settings_table
@@ -86,6 +88,7 @@ def write_settings_page(path: Path | None = None) -> Path:
     """book/settings.md from :func:`neurosens.study.settings.settings_table` (never typed)."""
 
     path = path or project_root() / "book" / "settings.md"
+    cpu = resolve("cpu")
     text = (
         "# Paper settings and the cpu profile\n\n"
         "Generated from `neurosens.study.settings.settings_table()`, the same table the code uses. "
@@ -93,6 +96,16 @@ def write_settings_page(path: Path | None = None) -> Path:
         + _md_table(
             ["setting", "paper (CIFAR-10, VGG-16)", "cpu profile", "reason"],
             [list(r) for r in settings_table()],
+        )
+        + "\n\n## Which test images serve what\n\n"
+        "The Fashion-MNIST test split is read in its fixed order. The last "
+        f"{cpu.n_val:,} images are the validation subset: they chose λ and are monitored "
+        "during training, and no reported number uses them (a test asserts the ranges are "
+        "disjoint for every profile). A ranking that chooses neurons is read on images "
+        "disjoint from those its effect is measured on.\n\n"
+        + _md_table(
+            ["purpose", "test-image indices", "images"],
+            [[p, r, f"{k:,}"] for p, r, k in image_ranges(cpu)],
         )
         + "\n"
     )

@@ -43,6 +43,22 @@ CLAIMS: dict[str, tuple[str, str]] = {
     "C13": ("SNS lowers sensitivity in its layers below PAT", "06"),
     "C14": ("SNS_dyn ≈ SNS", "07"),
     "C15": ("SNS ≥ PAT, ALP across the Fig. 15 ε and k sweeps", "06"),
+    "C16": ("PAT is more robust than Vanilla to Gaussian noise (Table I)", "01"),
+    "C17": (
+        "noise is absorbed by PAT; Vanilla's noise ratio peaks at an early layer (Fig. 13b)",
+        "05",
+    ),
+    "C18": (
+        "Vanilla's ratio–ε correlation weakens with depth; PAT's stays proportional with "
+        "a smaller slope (Fig. 14)",
+        "05",
+    ),
+    "C19": ("the top-10% sensitive neurons stand apart from the rest (Fig. 10)", "01"),
+    "C20": ("SNS beats SNS_rand: selecting the sensitive neurons matters (Table III)", "07"),
+    "C21": ("SNS lowers sensitivity in its layers below Vanilla (Fig. 17)", "06"),
+    "C22": ("ALP is no better than PAT (Table III)", "06"),
+    "C23": ("SNS does not mask gradients: black-box attacks do not beat white-box ones", "06"),
+    "C24": ("SNS reaches its robustness in fewer epochs than PAT", "06"),
 }
 
 
@@ -137,11 +153,13 @@ def summary_text(found: dict[str, dict[str, Any]]) -> str:
         if held
         else f"**What held.** None of the {n_run} claims tested holds in full at our scale."
     )
-    rest = by["does not hold"] + by["partly"]
+    rest = by["does not hold"] + by["partly"] + by["inconclusive"]
     second = (
         f"**What did not.** {len(by['does not hold'])} do not hold "
-        f"({', '.join(by['does not hold']) or 'none'}) and {len(by['partly'])} hold only "
-        f"partly ({', '.join(by['partly']) or 'none'}), e.g. {_example(rest, found)}."
+        f"({', '.join(by['does not hold']) or 'none'}), {len(by['partly'])} hold only "
+        f"partly ({', '.join(by['partly']) or 'none'}) and {len(by['inconclusive'])} are "
+        f"inconclusive at our N ({', '.join(by['inconclusive']) or 'none'}), e.g. "
+        f"{_example(rest, found)}."
         if rest
         else "**What did not.** Every claim tested holds."
     )

@@ -19,6 +19,7 @@ from neurosens.attacks.base import AttackError
 from neurosens.cli.common import maybe_relaunch, positive_int
 from neurosens.core.distributed import init_from_env, shutdown
 from neurosens.core.runtime import select_device
+from neurosens.data.protocol import check_evaluation_n, check_protocol
 from neurosens.evaluation.checks import GradientMaskingWarning
 from neurosens.evaluation.harness import evaluate
 from neurosens.store.artifacts import ArtifactError, ArtifactStore
@@ -78,6 +79,9 @@ def _run(args: argparse.Namespace, d: Dist) -> int:
     try:
         run_id = store.find(args.run)
         config = store.load_config(run_id).with_current_eval()
+        check_protocol(config)
+        if args.n is not None:
+            check_evaluation_n(config, args.n, "--n")
         model = load_model(run_id, store=store, progress=False, device=select_device(args.device))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", GradientMaskingWarning)

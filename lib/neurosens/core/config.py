@@ -42,6 +42,11 @@ EVAL_FIELDS = frozenset(
 )  # fmt: skip
 
 
+#: Fields added after the first committed runs: they enter the run hash only when they
+#: differ from their default, so that adding an option never renames a stored run.
+LATE_FIELDS = {"neuron_site": "conv"}
+
+
 def _choice(*opts: str) -> tuple[Callable[[Any], bool], str]:
     return (lambda v: v in opts), "one of " + ", ".join(repr(o) for o in opts)
 
@@ -107,7 +112,9 @@ class Config:
     # -- data ------------------------------------------------------------------------------
     dataset: str = _f("fashion_mnist", _choice(*DATASETS), "dataset")
     n_train: int = _f(0, _int(0), "training images used (0 = all)")
-    n_val: int = _f(1000, _int(16), "fixed validation subset for per-epoch history")
+    n_val: int = _f(
+        1000, _int(16), "the last n_val test images: per-epoch history and every choice (λ)"
+    )
     augment: str = _f(
         "none",
         _choice("none", "crop_flip", "resized_crop_flip"),
@@ -184,6 +191,13 @@ class Config:
     sns_select_n: int = _f(10000, _int(0), "training images used to select neurons (0 = all)")
     sns_dyn_n: int = _f(200, _int(1), "images for SNS_dyn re-selection each epoch")
     sns_rand_draw: int = _f(0, _int(0), "which random draw SNS_rand uses")
+    neuron_site: str = _f(
+        "conv",
+        _choice("conv", "bn", "relu"),
+        "where a conv layer's neurons (channels) are read for SNS's selection (Eq. 1–2) and "
+        "loss (Eq. 12): conv = the raw conv output before BatchNorm (the study's reading), "
+        "bn = after BatchNorm, relu = after the ReLU",
+    )
     cas_layers: tuple[str, ...] = _f(("conv11", "conv12", "conv13"), _strs(), "CAS blocks")
     cas_beta: float = _f(2.0, _float(0.0, 100.0), "β of the CAS auxiliary loss")
     anp_eps: tuple[float, ...] = _f(
@@ -194,7 +208,9 @@ class Config:
     )
     anp_pro_num: tuple[int, ...] = _f((1, 3, 3, 3, 1), _ints(lo=1), "ANP passes per phase")
     # -- evaluation ------------------------------------------------------------------------
-    n_eval: int = _f(10000, _int(1), "test images for clean/FGSM/PGD/noise")
+    n_eval: int = _f(
+        9000, _int(1), "test images for clean/FGSM/PGD/noise (before the n_val validation ones)"
+    )
     n_eval_cw: int = _f(1000, _int(1), "test images for C&W")
     n_eval_aa: int = _f(1000, _int(1), "test images for AutoAttack")
     n_eval_blackbox: int = _f(500, _int(1), "test images for SPSA and NAttack")
@@ -238,8 +254,13 @@ class Config:
         return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     def training_dict(self) -> dict[str, Any]:
-        """The fields that determine the trained weights (all but :data:`EVAL_FIELDS`)."""
-        return {k: v for k, v in self.to_dict().items() if k not in EVAL_FIELDS}
+        """The fields that determine the trained weights (all but :data:`EVAL_FIELDS`, and
+        :data:`LATE_FIELDS` at their default)."""
+        return {
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in EVAL_FIELDS and not (k in LATE_FIELDS and v == LATE_FIELDS[k])
+        }
 
     @property
     def hash(self) -> str:

@@ -67,8 +67,10 @@ def _cpu() -> dict[str, Any]:
         eps_fgsm_analysis=paper_eps(2),
         noise_sigmas=tuple(round(s * EPS_SCALE, 6) for s in CIFAR10_C_GAUSSIAN),
         sns_select_n=10000,
-        # evaluation budget (not part of the run hash): see SETTINGS_TABLE
-        n_eval=10000,
+        # evaluation budget (not part of the run hash): see SETTINGS_TABLE; n_eval stops
+        # before the validation subset (the last n_val test images, which chose λ):
+        # neurosens.data.protocol
+        n_eval=9000,
         n_eval_cw=500,
         n_eval_aa=500,
         n_eval_blackbox=100,
@@ -151,6 +153,8 @@ def _paper() -> dict[str, Any]:
         eps_fgsm_analysis=2 / 255,
         noise_sigmas=CIFAR10_C_GAUSSIAN,
         sns_select_n=0,  # the whole training set
+        n_val=1000,
+        n_eval=9000,  # the test images before the validation subset (neurosens.data.protocol)
     )
 
 

@@ -36,12 +36,13 @@ import torch
 from torch import nn
 
 from neurosens.attacks import eval_mode, pgd
+from neurosens.core.distributed import unwrap
 from neurosens.core.seeding import mix_seeds
 from neurosens.data.images import train_images
 from neurosens.defences.base import Context, Method
 from neurosens.defences.pat import pat_forward
 from neurosens.measures.sensitivity import sensitive_neurons, sensitivity_under_attack, top_k
-from neurosens.models.probe import capture
+from neurosens.models.probe import capture, site_layers
 from neurosens.store.artifacts import atomic_write_json
 
 __all__ = ["SNS", "SNSAll", "SNSDyn", "SNSRand", "select_sensitive", "sns_loss"]
@@ -86,17 +87,18 @@ def _selection_attack(config: Any):
 def select_sensitive(
     model: nn.Module, images: Any, config: Any, fraction: float, progress: bool = False
 ) -> dict[str, torch.Tensor]:
-    """Ω_l = top-``fraction`` neurons by Eq. 1 under untargeted ℓ∞ PGD (ε = eps_linf, k)."""
-
+    """Ω_l = top-``fraction`` neurons by Eq. 1 under untargeted ℓ∞ PGD (ε = eps_linf, k),
+    each layer read at ``config.neuron_site``."""
+    at = site_layers(model, config.sns_layers, config.neuron_site)
     sens = sensitivity_under_attack(
         model,
         images,
-        list(config.sns_layers),
+        list(at.values()),
         _selection_attack(config),
         batch_size=config.eval_batch_size,
         progress=progress,
     )
-    return sensitive_neurons(sens, fraction)
+    return sensitive_neurons({layer: sens[probe] for layer, probe in at.items()}, fraction)
 
 
 def channel_counts(model: nn.Module, config: Any) -> dict[str, int]:
@@ -181,7 +183,9 @@ class SNS(Method):
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: Context
     ) -> torch.Tensor:
         assert self.neurons is not None, "SNS.prepare() selects the neurons first"
-        l_adv, _, acts = pat_forward(model, x, y, ctx, layers=self.neurons.keys())
+        at = site_layers(unwrap(model), self.neurons.keys(), self.config.neuron_site)
+        l_adv, _, acts = pat_forward(model, x, y, ctx, layers=at.values())
+        acts = {layer: acts[probe] for layer, probe in at.items()}
         return l_adv + self.config.sns_lambda * sns_loss(acts, self.neurons, len(x))
 
     # -- checkpointing --------------------------------------------------------------------

@@ -55,7 +55,7 @@ from torch import nn
 from tqdm import tqdm
 
 from neurosens.attacks.base import AttackError, eval_mode
-from neurosens.attacks.registry import AttackSpec, attack_suite, make_spec
+from neurosens.attacks.registry import ATTACK_NAMES, AttackSpec, attack_suite, make_spec
 from neurosens.core.config import Config as _Config
 from neurosens.core.distributed import Dist, current
 from neurosens.data.images import test_set
@@ -64,6 +64,7 @@ from neurosens.evaluation.records import (
     images_sha,
     load_done,
     record_meta,
+    stored_flags,
     write_flags,
 )
 from neurosens.measures.accuracy import correct
@@ -337,11 +338,33 @@ def evaluate(
             )
         flags["worst"], worst_row = _worst(flags, rows)
         rows.append(worst_row)
-        msgs = self_checks(model, x, y, specs, flags, dev) if checks and d.main else []
+        msgs = _checks(model, x, y, specs, flags, config, opts) if checks and d.main else []
         msgs = d.broadcast_object(msgs)
     for msg in msgs:
         warnings.warn(msg, GradientMaskingWarning, stacklevel=2)
     return EvalResult(pd.DataFrame(rows), flags, specs, msgs, n_max, seed, run_id)
+
+
+def _checks(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    specs: list[AttackSpec],
+    flags: dict[str, np.ndarray],
+    config: Config,
+    opts: dict[str, Any],
+) -> list[str]:
+    """The self-checks on this evaluation's flags and every other stored record of the run
+    (same seed, same images): a model's warnings are the same whichever attacks were asked."""
+    everything = attack_suite(config, [a for a in ATTACK_NAMES if a != "clean"])
+    shas = images_sha(x)
+    extra = stored_flags(
+        opts["store"], opts["run_id"], [s for s in everything if s.key not in flags],
+        opts["seed"], opts["batch_size"], shas,
+    )  # fmt: skip
+    all_specs = [*specs, *(s for s, _ in extra.values())]
+    all_flags = {**flags, **{k: f for k, (_, f) in extra.items()}}
+    return self_checks(model, x, y, all_specs, all_flags, opts["device"])
 
 
 def _worst(

@@ -50,6 +50,7 @@ __all__ = [
     "images_sha",
     "load_done",
     "record_meta",
+    "stored_flags",
     "write_flags",
 ]
 
@@ -146,6 +147,28 @@ def load_done(
     if len(flags) < len(shas) and spec.batch_dependent and len(flags) % batch_size:
         flags = flags[: len(flags) - len(flags) % batch_size]  # extend from a whole batch
     return flags, float(rec.get("seconds", 0.0))
+
+
+def stored_flags(
+    store: ArtifactStore | None,
+    run_id: str | None,
+    specs: Sequence[AttackSpec],
+    seed: int,
+    batch_size: int,
+    shas: Sequence[str],
+) -> dict[str, tuple[AttackSpec, np.ndarray]]:
+    """Every stored record of ``run_id`` among ``specs`` (e.g. the whole registry of the
+    config) for the images whose :func:`images_sha` are ``shas``: ``{key: (spec, flags)}``,
+    flags cut to those images. A model's self-checks read all of them, so that their result
+    does not depend on which attacks a page asked for."""
+    out: dict[str, tuple[AttackSpec, np.ndarray]] = {}
+    if store is None or run_id is None:
+        return out
+    for spec in specs:
+        flags, _ = load_done(store, run_id, spec, seed, batch_size, shas)
+        if flags:
+            out[spec.key] = (spec, np.asarray(flags[: len(shas)], dtype=bool))
+    return out
 
 
 def write_flags(

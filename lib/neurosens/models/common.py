@@ -41,15 +41,33 @@ def stats_for(dataset: str, in_channels: int) -> tuple[tuple[float, ...], tuple[
     return mean, std
 
 
+#: where a convolutional "neuron" (channel) is read: the raw conv output before BatchNorm,
+#: after BatchNorm, or after the ReLU that follows (Config ``neuron_site``)
+SITES = ("conv", "bn", "relu")
+
+
 class NamedLayers:
     """Mixin: resolve the paper's layer names to modules.
 
-    Subclasses set ``self.layer_names`` (paper name → dotted module path, forward order).
+    Subclasses set ``self.layer_names`` (paper name → dotted module path, forward order)
+    and ``self.sites`` (conv layer → {site: probe name} for the post-BN and post-ReLU
+    sites; a missing conv layer or site reads the layer itself).
     """
 
     layer_names: dict[str, str]
     penultimate: str
     classifier: str
+    sites: dict[str, dict[str, str]]
+
+    def site(self, layer: str, site: str = "conv") -> str:
+        """The probe name at which ``layer``'s neurons are read at ``site`` (:data:`SITES`):
+        ``conv8`` → ``conv8`` (pre-BN), ``bn8`` (post-BN), ``relu8`` (post-ReLU); layers
+        that are not convolutions (pools, ReLUs, fc) are read as they are."""
+        if site not in SITES:
+            raise ValueError(f"unknown neuron site {site!r}: valid sites are {', '.join(SITES)}")
+        if site == "conv" or layer not in self.sites:
+            return layer
+        return self.sites[layer][site]
 
     def layer(self, name: str) -> nn.Module:
         if name not in self.layer_names:

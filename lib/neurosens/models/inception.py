@@ -55,6 +55,7 @@ class InceptionV3(NamedLayers, nn.Module):
                 self.layer_names[f"l{i}b{j}"] = f"net.{m}"
         self.layer_names.update(avgpool="net.avgpool", fc1="net.fc")
         self.penultimate, self.classifier = "avgpool", "fc1"
+        self.sites: dict[str, dict[str, str]] = {}  # torchvision blocks: no inner probes
 
     @property
     def conv_layers(self) -> list[str]:

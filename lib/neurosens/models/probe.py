@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["Probe", "capture", "resolve_layer"]
+__all__ = ["Probe", "capture", "resolve_layer", "site_layers"]
 
 
 def resolve_layer(model: nn.Module, name: str) -> nn.Module:
@@ -27,6 +27,18 @@ def resolve_layer(model: nn.Module, name: str) -> nn.Module:
         return model.get_submodule(names[name])
     valid = ", ".join(names) if names else "(model has no layer_names)"
     raise KeyError(f"unknown layer {name!r} for {type(model).__name__}; valid layers: {valid}")
+
+
+def site_layers(model: nn.Module, layers: Iterable[str], site: str = "conv") -> dict[str, str]:
+    """``{paper layer: probe name}``: where each layer's neurons are read at ``site`` (pre-BN
+    ``conv``, post-BN ``bn``, post-ReLU ``relu``; :data:`neurosens.models.common.SITES`)."""
+    layers = list(layers)
+    if site == "conv":
+        return {n: n for n in layers}
+    pick = getattr(model, "site", None)
+    if pick is None:
+        raise ValueError(f"{type(model).__name__} has no post-BN / post-ReLU neuron sites")
+    return {n: pick(n, site) for n in layers}
 
 
 class Probe:

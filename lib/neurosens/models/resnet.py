@@ -63,7 +63,9 @@ class ResNet18(NamedLayers, nn.Module):
             self.maxpool = nn.MaxPool2d(3, 2, 1)
         self.bn1 = nn.BatchNorm2d(w0)
         self.relu1 = nn.ReLU(inplace=False)
-        self.layer_names: dict[str, str] = {"conv1": "conv1", "relu1": "relu1"}
+        self.layer_names: dict[str, str] = {"conv1": "conv1", "bn1": "bn1", "relu1": "relu1"}
+        # post-BN / post-ReLU sites: c2's ReLU follows the residual sum (the block output)
+        self.sites: dict[str, dict[str, str]] = {"conv1": {"bn": "bn1", "relu": "relu1"}}
         self.block_names: list[str] = []
         c = w0
         for i, w in enumerate(widths, start=1):
@@ -72,8 +74,13 @@ class ResNet18(NamedLayers, nn.Module):
                 name = f"l{i}b{j}"
                 setattr(self, name, BasicBlock(c, w, stride))
                 self.layer_names[f"{name}c1"] = f"{name}.c1"
+                self.layer_names[f"{name}bn1"] = f"{name}.bn1"
+                self.layer_names[f"{name}relu1"] = f"{name}.relu1"
                 self.layer_names[f"{name}c2"] = f"{name}.c2"
+                self.layer_names[f"{name}bn2"] = f"{name}.bn2"
                 self.layer_names[name] = name
+                self.sites[f"{name}c1"] = {"bn": f"{name}bn1", "relu": f"{name}relu1"}
+                self.sites[f"{name}c2"] = {"bn": f"{name}bn2", "relu": name}
                 self.block_names.append(name)
                 c = w
         self.avgpool = nn.AdaptiveAvgPool2d(1)

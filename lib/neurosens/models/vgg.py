@@ -1,9 +1,10 @@
 """VGG-16 with the paper's layer names (Simonyan & Zisserman 2015; paper Section IV-A1).
 
 13 convolutions ``conv1``…``conv13``, each followed by BatchNorm ``bn{i}`` and a
-non-inplace ReLU ``relu{i}``; max pools ``pool1``…``pool5`` after blocks of 2, 2, 3, 3, 3
-convolutions; one linear classifier ``fc1`` on the flattened pool5 (1×1 for 32×32 inputs).
-Channel widths are configurable so that the cpu profile keeps the topology at 1/8 width.
+non-inplace ReLU ``relu{i}`` (the post-BN and post-ReLU sites of ``conv{i}``'s neurons);
+max pools ``pool1``…``pool5`` after blocks of 2, 2, 3, 3, 3 convolutions; one linear
+classifier ``fc1`` on the flattened pool5 (1×1 for 32×32 inputs). Channel widths are
+configurable so that the cpu profile keeps the topology at 1/8 width.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class VGG16(NamedLayers, nn.Module):
             raise ValueError(f"VGG-16 needs 13 widths, got {len(widths)}")
         self.normalize = Normalize(mean, std)
         self.layer_names: dict[str, str] = {}
+        self.sites: dict[str, dict[str, str]] = {}
         c, i = in_channels, 0
         for b, n_conv in enumerate(BLOCKS, start=1):
             for _ in range(n_conv):
@@ -51,6 +53,7 @@ class VGG16(NamedLayers, nn.Module):
                 setattr(self, f"relu{i}", nn.ReLU(inplace=False))
                 for kind in ("conv", "bn", "relu"):
                     self.layer_names[f"{kind}{i}"] = f"{kind}{i}"
+                self.sites[f"conv{i}"] = {"bn": f"bn{i}", "relu": f"relu{i}"}
                 c = w
             setattr(self, f"pool{b}", nn.MaxPool2d(2, 2))
             self.layer_names[f"pool{b}"] = f"pool{b}"

@@ -67,7 +67,13 @@ def settings_table() -> list[tuple[str, str, str, str]]:
         ("evaluation images", "whole test set",
          f"{c.get('n_eval', 10000):,} (C&W {c.get('n_eval_cw', 1000):,}, AutoAttack "
          f"{c.get('n_eval_aa', 1000):,}, SPSA/NAttack {c.get('n_eval_blackbox', 500):,})",
-         "C&W, AutoAttack and the black-box attacks dominate the ~8 CPU-hour budget"),
+         f"the last {c['n_val']:,} test images chose λ and are never evaluated; C&W, "
+         "AutoAttack and the black-box attacks dominate the ~8 CPU-hour budget"),
+        ("where a neuron is read", "not stated",
+         "conv output before BatchNorm (SNS loss, Ω, σ figures); post-BN for C6, C13, C21",
+         "the paper does not say; with BatchNorm after each conv a pre-BN σ differs between "
+         "models by their per-channel BN gain, so the between-model verdicts use post-BN "
+         "(config field neuron_site: conv, bn, relu)"),
     ]  # fmt: skip
 
 

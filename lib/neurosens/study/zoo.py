@@ -3,7 +3,10 @@
 Groups (cpu profile; seeds 0–2 unless stated):
 
 * ``table3`` — Vanilla, PAT, ALP, SNS with three seeds: the headline comparison, first.
-* ``ablations`` — SNS_all, SNS_dyn (seed 0) and SNS_rand (seed 0, draws 0–2).
+* ``ablations`` — SNS_all (seed 0) at the study λ and at :func:`sns_all_lambda` (row
+  ``sns_all_scaled``: λ divided by the ratio of the neuron counts Eq. 12 sums, since at the
+  study λ SNS_all collapses to a constant prediction), SNS_dyn (seeds 0–2: C14 tests
+  SNS_dyn ≈ SNS against the seed-to-seed spread) and SNS_rand (seed 0, draws 0–2).
 * ``layers`` — SNS on the top-k conv layers (Fig. 16), k ∈ {3, 6, 9, 13}, seed 0
   (k = 6, conv8–conv13, is the default SNS run).
 * ``lambda`` — SNS with λ ∈ :func:`lambdas` (profile), seed 0, including λ = 0 (the
@@ -30,8 +33,12 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import torch
+
 from neurosens.core.config import Config, resolve
 from neurosens.core.distributed import init_from_env
+from neurosens.defences.sns import channel_counts
+from neurosens.measures.sensitivity import top_k
 from neurosens.models import build_model
 from neurosens.train import train
 
@@ -47,6 +54,7 @@ __all__ = [
     "lambdas",
     "runs",
     "select_lambda",
+    "sns_all_lambda",
     "sns_base",
     "study_lambda",
     "top_layers",
@@ -106,6 +114,16 @@ def select_lambda(val: dict[float, tuple[float, float]]) -> float:
     return min(lam for lam, v in cands.items() if v == best)
 
 
+def sns_all_lambda(profile: str) -> float:
+    """λ of SNS_all with the same total weight per neuron as SNS: the study λ times
+    |Ω| / |all neurons of the selected layers| (Eq. 12 sums over the neurons; cpu: 0.03 ×
+    60 / 576 → 0.003, one significant figure)."""
+    base = sns_base(profile)
+    counts = channel_counts(build_model(base.replace(method="vanilla")), base)
+    omega = sum(top_k(torch.zeros(c), float(base.sns_fraction)).numel() for c in counts.values())
+    return float(f"{study_lambda(profile) * omega / sum(counts.values()):.1g}")
+
+
 def sns_base(profile: str, seed: int = 0) -> Config:
     """The study's SNS config (conv8–conv13 or the profile's layers, :func:`study_lambda`)."""
     return resolve(profile, method="sns", seed=seed, sns_lambda=study_lambda(profile))
@@ -124,8 +142,10 @@ def group(name: str, profile: str = "cpu", seeds: Iterable[int] = SEEDS) -> list
     if name == "ablations":
         return [
             base.replace(method="sns_all"),
+            base.replace(method="sns_all", sns_lambda=sns_all_lambda(profile)),
             base.replace(method="sns_dyn"),
             *(base.replace(method="sns_rand", sns_rand_draw=d) for d in range(3)),
+            *(sns_base(profile, s).replace(method="sns_dyn") for s in seeds[1:]),
         ]
     if name == "layers":
         return [base.replace(sns_layers=top_layers(base, k)) for k in TOP_K_LAYERS]
@@ -196,6 +216,8 @@ def _row(name: str, i: int, cfg: Config) -> str:
         return f"lambda{cfg.sns_lambda:g}"
     if name == "budget":
         return ("sns_short", "sns_long")[i]
+    if cfg.method == "sns_all" and cfg.sns_lambda != study_lambda(cfg.profile):
+        return "sns_all_scaled"
     return cfg.method
 
 

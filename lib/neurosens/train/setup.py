@@ -35,6 +35,7 @@ DEFENCE_FIELDS = (
     "sns_select_n",
     "sns_dyn_n",
     "sns_rand_draw",
+    "neuron_site",
     "cas_layers",
     "cas_beta",
     "anp_eps",
