@@ -421,6 +421,7 @@ def verdict_fewer_epochs(
     p: pd.DataFrame,
     alpha: float = ALPHA,
     paper: str = "",
+    name: str = "A vs B",
 ) -> Claim:
     """ "A reaches B's robustness in fewer epochs" (SNS vs PAT, Section V-C): A's training
     epochs against B's, and A's accuracy against B's in the columns of the :func:`paired`
@@ -438,7 +439,7 @@ def verdict_fewer_epochs(
         v = "does not hold"
     else:
         v = "partly"
-    ours = f"{epochs_a} vs {epochs_b} epochs; {_tally('A vs B', p)}"
+    ours = f"{epochs_a} vs {epochs_b} epochs; {_tally(name, p)}"
     why = (
         "fewer epochs and never significantly less accurate (pooled exact McNemar, "
         f"α = {alpha}) → holds; not fewer, or significant losses at least as many as wins → "

@@ -106,8 +106,9 @@ def suppression_summary(df: pd.DataFrame, per_draw: bool = False) -> pd.DataFram
 
 
 def collapse_label(beta: float) -> str:
-    """A collapse β for the page: ``0.3``, or "none within the sweep" (NaN)."""
-    return "none within the sweep" if math.isnan(beta) else f"{beta:g}"
+    """Where a model collapses, for the page: "at β = 0.3", or "at no β of the sweep"
+    (NaN)."""
+    return "at no β of the sweep" if math.isnan(beta) else f"at β = {beta:g}"
 
 
 def _collapse_beta(acc: Mapping[float, float]) -> float:

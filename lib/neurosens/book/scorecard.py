@@ -28,7 +28,10 @@ __all__ = [
 
 #: id → (the paper's claim, the notebook that tests it)
 CLAIMS: dict[str, tuple[str, str]] = {
-    "C1": ("Spearman(sensitivity, importance) > chance for every target class", "02"),
+    "C1": (
+        "neuron sensitivity and importance are positively correlated (Spearman, per target)",
+        "02",
+    ),
     "C2": ("Levenshtein similarity of Γ^y and Ω^y > chance", "02"),
     "C3": ("sensitive neurons' regions of interest drift more than vanilla neurons'", "02"),
     "C4": ("cross-target similarity of sensitive neurons falls with depth", "03"),
