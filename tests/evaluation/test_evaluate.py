@@ -302,7 +302,7 @@ def test_named_attacks_need_a_config(model, data):
 
 def test_cli_evaluates_stored_runs_with_the_current_profile_budget(tmp_path, monkeypatch, capsys):
     """A run stored with other evaluation settings (here n_eval = 8) is evaluated with the
-    profile's settings as defined now (smoke: n_eval = 200), as the notebooks do."""
+    profile's settings as defined now (smoke: n_eval = 192), as the notebooks do."""
     from neurosens.cli.main import main
     from neurosens.models import build_model
 
@@ -311,9 +311,9 @@ def test_cli_evaluates_stored_runs_with_the_current_profile_budget(tmp_path, mon
     store = ArtifactStore(tmp_path)
     run_id = store.save_run(config, build_model(config).eval())
     assert main(["evaluate", "--run", run_id, "--attacks", "clean", "--no-progress"]) == 0
-    assert resolve("smoke").n_eval == 200
+    assert resolve("smoke").n_eval == 192
     rec = store.read_json(run_id, f"eval/{make_spec('clean', config).key}.json")
-    assert rec["n"] == 200 and len(rec["flags"]) == 200
+    assert rec["n"] == 192 and len(rec["flags"]) == 192
 
 
 def test_cli_evaluate_command(tmp_path, monkeypatch, capsys):

@@ -94,7 +94,7 @@ def _smoke() -> dict[str, Any]:
         epochs_finetune=1,
         sns_select_n=256,
         sns_dyn_n=64,
-        n_eval=200,
+        n_eval=192,  # the synthetic test split (256) minus its 64 validation images
         n_eval_cw=32,
         n_eval_aa=32,
         n_eval_blackbox=16,
