@@ -39,8 +39,9 @@ def tiny_vgg():
 
 @pytest.fixture(scope="module")
 def trained_cnn():
-    """The tiny CNN of ``helpers.tiny_cnn`` after 50 full-batch Adam steps on synthetic
-    16×16 images (one per test module: tests may wrap it, none trains it further)."""
+    """The tiny CNN of ``helpers.tiny_cnn`` after 75 full-batch Adam steps on synthetic
+    16×16 images, trained with oneDNN off so that it is the same model on every ISA (one
+    per test module: tests may wrap it, none trains it further)."""
     from helpers import fit_full_batch, tiny_cnn
 
     return fit_full_batch(tiny_cnn())
