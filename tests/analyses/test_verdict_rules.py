@@ -97,3 +97,12 @@ def test_settled_steps_is_where_the_cw_curve_stops_moving():
     curve = pd.DataFrame({"binary_steps": range(1, 7), "accuracy_pct": [84, 83, 74, 36, 1, 0]})
     assert settled_steps(curve) == 5  # 1 % → 0 % is within the 1-point tolerance
     assert settled_steps(curve.iloc[:4]) is None  # still falling at its last step
+
+
+def test_spearman_up_is_scipys_one_sided_test():
+    rng = np.random.default_rng(1)
+    x = np.arange(13.0)
+    for y in (x + rng.normal(0, 3, 13), -x + rng.normal(0, 3, 13), rng.normal(0, 1, 13)):
+        rho, p_up = stats.spearman_up(x, y)
+        ref = st.spearmanr(x, y, alternative="greater")
+        assert rho == pytest.approx(ref.statistic) and p_up == pytest.approx(ref.pvalue)

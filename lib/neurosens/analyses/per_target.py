@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats as st
 
 from neurosens.analyses.claims import Claim, share_verdict
 from neurosens.analyses.common import ANALYSIS_VERSION, eval_images, to_tensors
+from neurosens.analyses.stats import spearman_up
 from neurosens.measures.targets import TargetResult, depth_table, importance_table, per_target
 from neurosens.store.cache import cached
 from neurosens.study.paper import reported
@@ -203,10 +203,8 @@ def c4_verdict(df: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, Cla
                 if null is None:
                     continue
                 v = v - null.fillna(0.0).to_numpy(float)
-            r = st.spearmanr(df["depth"], v)
-            rho = float(r.statistic)
-            p_two = float(r.pvalue)
-            p_one = p_two / 2 if rho < 0 else 1 - p_two / 2
+            rho, p_up = spearman_up(df["depth"], v)
+            p_one = 1 - p_up  # one-sided, ρ < 0
             rows.append(
                 dict(metric=metric, kind=kind, rho=rho, p_one_sided=p_one,
                      bottom_half=float(np.mean(v[:half])), top_half=float(np.mean(v[-half:])),

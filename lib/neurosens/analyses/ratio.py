@@ -14,6 +14,7 @@ from torch import nn
 from neurosens.analyses.claims import Claim, decide, share_verdict
 from neurosens.analyses.common import ANALYSIS_VERSION, eval_images
 from neurosens.analyses.layer_profiles import pair_statistics
+from neurosens.analyses.stats import spearman_up
 from neurosens.attacks.registry import as_attack, make_spec
 from neurosens.core.profiles import paper_eps
 from neurosens.measures.sensitivity import top_k
@@ -153,10 +154,9 @@ def c7_verdict(
     for (model, seed), g in d.groupby(["model", "seed"]):
         depth = g["layer"].map(_depth_of).to_numpy(float)
         v = g[value].to_numpy(float)
-        r = st.spearmanr(depth, v)
-        p_one = r.pvalue / 2 if r.statistic > 0 else 1 - r.pvalue / 2
+        rho, p_one = spearman_up(depth, v)
         slope = float(np.polyfit(depth, v, 1)[0])
-        rows.append(dict(model=model, seed=seed, rho=float(r.statistic), p_one_sided=float(p_one),
+        rows.append(dict(model=model, seed=seed, rho=rho, p_one_sided=p_one,
                          slope=slope))  # fmt: skip
     t = pd.DataFrame(rows)
     van, pat = t[t.model == "Vanilla"].set_index("seed"), t[t.model == "PAT"].set_index("seed")
@@ -263,10 +263,9 @@ def c17_verdict(
     for (model, seed), g in d.groupby(["model", "seed"]):
         depth = g["layer"].map(_depth_of).to_numpy(float)
         v = g[value].to_numpy(float)
-        r = st.spearmanr(depth, v)
-        p_up = r.pvalue / 2 if r.statistic > 0 else 1 - r.pvalue / 2
-        rows.append(dict(model=model, seed=seed, rho=float(r.statistic), p_up=float(p_up),
-                         p_down=float(1 - p_up), peak_depth=int(depth[np.argmax(v)])))  # fmt: skip
+        rho, p_up = spearman_up(depth, v)
+        rows.append(dict(model=model, seed=seed, rho=rho, p_up=p_up,
+                         p_down=1 - p_up, peak_depth=int(depth[np.argmax(v)])))  # fmt: skip
     t = pd.DataFrame(rows)
     pat, van = t[t.model == "PAT"], t[t.model == "Vanilla"]
     half = 6
@@ -310,31 +309,30 @@ def c18_verdict(
     m = d.groupby(["model", "layer", "level"])[value].mean().reset_index()
     rows = []
     for (model, layer), g in m.groupby(["model", "layer"], sort=False):
-        r = st.spearmanr(g["level"], g[value])
-        p_up = r.pvalue / 2 if r.statistic > 0 else 1 - r.pvalue / 2
+        rho, p_up = spearman_up(g["level"], g[value])
         slope = float(np.polyfit(g["level"].to_numpy(float), g[value].to_numpy(float), 1)[0])
-        rows.append(dict(model=model, layer=layer, depth=_depth_of(layer), rho=float(r.statistic),
-                         p_up=float(p_up), slope=slope))  # fmt: skip
+        rows.append(dict(model=model, layer=layer, depth=_depth_of(layer), rho=rho,
+                         p_up=p_up, slope=slope))  # fmt: skip
     t = pd.DataFrame(rows)
     van = t[t.model == "Vanilla"].set_index("layer")
     pat = t[t.model == "PAT"].set_index("layer")
-    r = st.spearmanr(van["depth"], van["rho"])
-    p_weak = r.pvalue / 2 if r.statistic < 0 else 1 - r.pvalue / 2
+    rho_depth, p_rise = spearman_up(van["depth"], van["rho"])
+    p_weak = 1 - p_rise
     common = van.index.intersection(pat.index)
     support = [
-        bool(r.statistic < 0 and p_weak < alpha),
+        bool(rho_depth < 0 and p_weak < alpha),
         bool(((pat.rho > 0) & (pat.p_up < alpha)).all()),
         bool((pat.loc[common, "slope"] < van.loc[common, "slope"]).all()),
     ]
     against = [
-        bool(r.statistic > 0 and 1 - p_weak < alpha),
+        bool(rho_depth > 0 and p_rise < alpha),
         bool(((pat.rho < 0) & (1 - pat.p_up < alpha)).any()),
         bool((pat.loc[common, "slope"] > van.loc[common, "slope"]).all()),
     ]
     verdict = decide(sum(support), sum(against), 3)
     claim = Claim(
         ours=(
-            f"Vanilla ρ(ε, ratio) vs depth: Spearman {r.statistic:.2f} (p {p_weak:.3f}); PAT "
+            f"Vanilla ρ(ε, ratio) vs depth: Spearman {rho_depth:.2f} (p {p_weak:.3f}); PAT "
             f"ρ(ε, ratio) {pat.rho.min():.2f}–{pat.rho.max():.2f}; PAT slope below Vanilla's in "
             f"{int((pat.loc[common, 'slope'] < van.loc[common, 'slope']).sum())}/{len(common)} "
             "conv layers"
@@ -372,10 +370,8 @@ def c9_verdict(
     m = d.groupby(["model", "layer", "level"])[value].mean().reset_index()
     rows = []
     for (model, layer), g in m.groupby(["model", "layer"], sort=False):
-        r = st.spearmanr(g["level"], g[value])
-        rho = float(r.statistic)
-        p_one = r.pvalue / 2 if rho > 0 else 1 - r.pvalue / 2
-        rows.append(dict(model=model, layer=layer, rho=rho, p_one_sided=float(p_one),
+        rho, p_one = spearman_up(g["level"], g[value])
+        rows.append(dict(model=model, layer=layer, rho=rho, p_one_sided=p_one,
                          grows=bool(rho > 0 and p_one < alpha),
                          falls=bool(rho < 0 and p_one > 1 - alpha)))  # fmt: skip
     t = pd.DataFrame(rows)

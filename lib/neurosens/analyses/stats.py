@@ -36,6 +36,7 @@ __all__ = [
     "paired",
     "paired_diff_ci",
     "pooled",
+    "spearman_up",
     "wilson",
 ]
 
@@ -113,6 +114,14 @@ def n_to_decide(
     za, zb = st.norm.ppf(1 - alpha / 2), st.norm.ppf(power)
     return float(np.ceil((za * np.sqrt(pd_) + zb * np.sqrt(max(pd_ - delta**2, 0.0))) ** 2
                          / delta**2))  # fmt: skip
+
+
+def spearman_up(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """Spearman ρ of ``y`` on ``x`` and the one-sided p-value of ρ > 0 (half the two-sided
+    one on ρ's side); the p-value of ρ < 0 is 1 minus it."""
+    r = st.spearmanr(x, y)
+    rho = float(r.statistic)
+    return rho, float(r.pvalue / 2 if rho > 0 else 1 - r.pvalue / 2)
 
 
 def null_quantile_test(observed: float, null: Sequence[float]) -> float:

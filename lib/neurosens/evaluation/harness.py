@@ -155,15 +155,17 @@ def _run_attack(
     recompute: bool,
     clean_ok: np.ndarray | None = None,
     dist: Dist | None = None,
+    shas: list[str] | None = None,
 ) -> tuple[np.ndarray, float, bool]:
     """Per-example flags (n,) for one attack, resuming from the store. → (flags, s, cached).
 
+    ``shas``: :func:`images_sha` of ``x`` (the evaluation hashes its images once).
     With ``dist`` active, batch b runs on rank b mod N and every rank returns all flags.
     """
     d = dist or Dist()
     n = len(x)
     stored = store is not None and run_id is not None
-    shas = images_sha(x) if stored else []  # once: to check the record and to extend it
+    shas = (images_sha(x) if shas is None else list(shas[:n])) if stored else []
     done, seconds = (
         ([], 0.0) if recompute else load_done(store, run_id, spec, seed, batch_size, shas, clean_ok)
     )
@@ -322,6 +324,8 @@ def evaluate(
     model = model.to(dev)
     d = current() if distributed else Dist()
 
+    stored = store is not None and run_id is not None
+    shas = images_sha(x) if stored else []  # once: every record check, extension and self-check
     opts = dict(seed=seed, batch_size=bs, device=dev, store=store, run_id=run_id)
     opts.update(progress=progress, recompute=recompute, dist=d)
     flags: dict[str, np.ndarray] = {}
@@ -330,7 +334,9 @@ def evaluate(
         for spec in specs:
             n = ns[spec.key]
             clean_ok = flags.get(clean.key) if spec.kind not in ("clean", "noise") else None
-            f, secs, cached = _run_attack(model, spec, x[:n], y[:n], clean_ok=clean_ok, **opts)
+            f, secs, cached = _run_attack(
+                model, spec, x[:n], y[:n], clean_ok=clean_ok, shas=shas[:n], **opts
+            )
             flags[spec.key] = f
             label = spec.label or spec.name
             rows.append(
@@ -338,7 +344,7 @@ def evaluate(
             )
         flags["worst"], worst_row = _worst(flags, rows)
         rows.append(worst_row)
-        msgs = _checks(model, x, y, specs, flags, config, opts) if checks and d.main else []
+        msgs = _checks(model, x, y, specs, flags, config, shas, opts) if checks and d.main else []
         msgs = d.broadcast_object(msgs)
     for msg in msgs:
         warnings.warn(msg, GradientMaskingWarning, stacklevel=2)
@@ -352,12 +358,12 @@ def _checks(
     specs: list[AttackSpec],
     flags: dict[str, np.ndarray],
     config: Config,
+    shas: list[str],
     opts: dict[str, Any],
 ) -> list[str]:
     """The self-checks on this evaluation's flags and every other stored record of the run
     (same seed, same images): a model's warnings are the same whichever attacks were asked."""
     everything = attack_suite(config, [a for a in ATTACK_NAMES if a != "clean"])
-    shas = images_sha(x)
     extra = stored_flags(
         opts["store"], opts["run_id"], [s for s in everything if s.key not in flags],
         opts["seed"], opts["batch_size"], shas,
