@@ -3,6 +3,7 @@
 python -m neurosens book execute --profile cpu      # notebooks → book/ (papermill)
 python -m neurosens book pages                      # settings, scorecard, intro, budget
 python -m neurosens book artifacts --profile cpu    # train the study's zoo (resumable)
+python -m neurosens book readings --jobs 12         # SNS under every reading of Algorithm 1
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 
 from neurosens.book.pages import execute, write_pages
 from neurosens.cli.common import Command, maybe_relaunch, parse_set, positive_int
+from neurosens.study.readings import READINGS, run_readings
 from neurosens.study.zoo import train_zoo
 
 __all__ = ["COMMANDS"]
@@ -34,6 +36,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="data-parallel processes (GPUs) per run (torchrun)",
     )
 
+    r = sub.add_parser(
+        "readings",
+        help="train and evaluate SNS under every reading of Algorithm 1 (resumable)",
+    )
+    r.add_argument("--profile", default="cpu")
+    r.add_argument("--only", nargs="*", choices=list(READINGS), help="readings (default: all)")
+    r.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="runs at a time, one process each (GPU: 8-16; CPU: 1)",
+    )
+    r.add_argument("--no-evaluate", action="store_true", help="train only")
+    r.add_argument("--precision", default="auto", help="training precision (auto, fp32, bf16)")
+
 
 def run(args: argparse.Namespace) -> int:
     if args.book_command == "execute":
@@ -44,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
         if code is not None:
             return code
         train_zoo(args.profile, args.groups)
+    elif args.book_command == "readings":
+        run_readings(
+            args.profile, args.jobs, not args.no_evaluate, args.only or READINGS,
+            precision=args.precision,
+        )  # fmt: skip
     else:
         write_pages()
     return 0

@@ -44,7 +44,13 @@ EVAL_FIELDS = frozenset(
 
 #: Fields added after the first committed runs: they enter the run hash only when they
 #: differ from their default, so that adding an option never renames a stored run.
-LATE_FIELDS = {"neuron_site": "conv"}
+LATE_FIELDS = {
+    "neuron_site": "conv",
+    "sns_start": "vanilla",
+    "sns_frozen": "below",
+    "sns_pairs": "regenerate",
+    "sns_select_from": "start",
+}
 
 
 def _choice(*opts: str) -> tuple[Callable[[Any], bool], str]:
@@ -197,6 +203,33 @@ class Config:
         "where a conv layer's neurons (channels) are read for SNS's selection (Eq. 1–2) and "
         "loss (Eq. 12): conv = the raw conv output before BatchNorm (the study's reading), "
         "bn = after BatchNorm, relu = after the ReLU",
+    )
+    # Readings of Algorithm 1 (neurosens.study.readings names their combinations)
+    sns_start: str = _f(
+        "vanilla",
+        _choice("vanilla", "pat", "scratch"),
+        "the model SNS starts from: the vanilla run of the same seed (fine-tuned for "
+        "epochs_finetune at lr_finetune), the PAT run of the same seed (likewise), or a "
+        "fresh initialisation trained for PAT's epochs at PAT's lr",
+    )
+    sns_frozen: str = _f(
+        "below",
+        _choice("below", "none"),
+        "which layers SNS leaves untrained: below = every layer before the first of "
+        "sns_layers (the paper's 'bottom layers are locked'), none = every layer trains",
+    )
+    sns_pairs: str = _f(
+        "regenerate",
+        _choice("regenerate", "fixed"),
+        "the adversarial twins x' of L_adv and L_sns: regenerate = ℓ∞ PGD against the model "
+        "being trained, every batch; fixed = the dual-pair set D̄ of Algorithm 1 step 1, "
+        "made against the vanilla model, which never changes",
+    )
+    sns_select_from: str = _f(
+        "start",
+        _choice("start", "vanilla"),
+        "the model Ω (Eq. 2) is selected on: the model SNS starts from, or the vanilla run "
+        "of the same seed (as Algorithm 1 says)",
     )
     cas_layers: tuple[str, ...] = _f(("conv11", "conv12", "conv13"), _strs(), "CAS blocks")
     cas_beta: float = _f(2.0, _float(0.0, 100.0), "β of the CAS auxiliary loss")

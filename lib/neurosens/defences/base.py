@@ -61,6 +61,9 @@ class Context:
         log: extra per-epoch numbers a method wants in the history.
         verbose: whether progress bars may be shown.
         runtime: device and precision (autocast, loss scaling) of the run.
+        vanilla: the vanilla model of the same seed, frozen in eval mode, when the method
+            needs it (:attr:`Method.needs_vanilla`: SNS's Ω selected on it, or its fixed
+            pairs D̄ made against it); else ``None``.
         global_batch: rows of the whole batch over all processes (``None``: this
             process's batch is the whole batch).
         shard: the rows of the global batch this process holds (``None``: all).
@@ -75,6 +78,7 @@ class Context:
     log: dict[str, Any] = field(default_factory=dict)
     verbose: bool = True
     runtime: Runtime = field(default_factory=Runtime)
+    vanilla: nn.Module | None = None
     global_batch: int | None = None
     shard: slice | None = None
 
@@ -124,8 +128,11 @@ class Method:
     """Base class: a named loss. Subclasses override :meth:`loss` (and hooks as needed)."""
 
     name: str = "base"
-    #: start from the vanilla model of the same profile/seed and fine-tune (SNS family).
+    #: start from a stored model of the same profile/seed and fine-tune (SNS family;
+    #: :func:`neurosens.train.setup.start_config` names it).
     finetune: bool = False
+    #: the loop hands the vanilla model of the same seed to the method (``ctx.vanilla``).
+    needs_vanilla: bool = False
 
     def __init__(self, config: Config) -> None:
         self.config = config

@@ -33,13 +33,16 @@ def pat_forward(
     y: torch.Tensor,
     ctx: Context,
     layers: Iterable[str] = (),
+    attack_model: nn.Module | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """Adversarial twins x' of x, then one forward of [x; x'].
 
-    Returns (L_PAT, logits (2B, K), ``{layer: (2B, ...)}``): the outputs of ``layers`` in
-    that same forward pass, kept in the autograd graph (for SNS), clean half first.
+    x' is ℓ∞ PGD against ``model`` itself (PAT), or against ``attack_model`` when given
+    (SNS's fixed pairs: the frozen vanilla model). Returns (L_PAT, logits (2B, K),
+    ``{layer: (2B, ...)}``): the outputs of ``layers`` in that same forward pass, kept in
+    the autograd graph (for SNS), clean half first.
     """
-    x_adv = training_pgd(model, x, y, ctx)  # (B, C, H, W)
+    x_adv = training_pgd(attack_model or model, x, y, ctx)  # (B, C, H, W)
     with Probe(unwrap(model), layers, keep_graph=True) as probe:
         logits = model(torch.cat([x, x_adv]))  # (2B, K): clean half first
     return F.cross_entropy(logits, torch.cat([y, y])), logits, probe.outputs

@@ -45,7 +45,7 @@ from neurosens.measures.sensitivity import sensitive_neurons, sensitivity_under_
 from neurosens.models.probe import capture, site_layers
 from neurosens.store.artifacts import atomic_write_json
 
-__all__ = ["SNS", "SNSAll", "SNSDyn", "SNSRand", "select_sensitive", "sns_loss"]
+__all__ = ["SNS", "SNSAll", "SNSDyn", "SNSRand", "overlap", "select_sensitive", "sns_loss"]
 
 NEURONS_FILE = "sensitive_neurons.json"
 
@@ -112,16 +112,46 @@ def channel_counts(model: nn.Module, config: Any) -> dict[str, int]:
 
 
 class SNS(Method):
-    """Eq. 13 fine-tuning from the vanilla model with Ω selected once (Algorithm 1)."""
+    """Eq. 13 fine-tuning from the vanilla model with Ω selected once (Algorithm 1).
+
+    The reading of Algorithm 1 is set by four config fields (defaults: the study's
+    reading R1; :mod:`neurosens.study.readings` names every combination it trains):
+
+    * ``sns_start``: the start model: ``vanilla`` (fine-tuned ``epochs_finetune`` epochs
+      at ``lr_finetune``), ``pat`` (the PAT run of the same seed, likewise) or
+      ``scratch`` (a fresh initialisation trained for PAT's ``epochs`` at PAT's ``lr``:
+      L_PAT + λ·L_sns from the start);
+    * ``sns_frozen``: ``below`` freezes every layer before the first selected one (the
+      paper's "bottom layers are locked"), ``none`` trains every layer;
+    * ``sns_pairs``: ``regenerate`` makes x' by ℓ∞ PGD against the model being trained,
+      every batch (PAT's L_adv); ``fixed`` takes the pairs D̄ of Algorithm 1 step 1 from the
+      frozen vanilla model. D̄ is a function of the vanilla model and the image alone, so
+      it is computed batch by batch rather than stored (the same pairs up to the PGD random
+      start, drawn afresh per epoch; no compute is saved);
+    * ``sns_select_from``: Ω is selected on the start model (``start``) or on the vanilla
+      model (``vanilla``, as Algorithm 1 says). When the two differ, the other model's
+      selection is recorded beside it with the overlap (``record()["alternative"]``);
+    * ``neuron_site`` (shared with the analyses): where Eq. 1–2 and Eq. 12 read a neuron.
+    """
 
     name = "sns"
-    finetune = True
     dynamic = False
+
+    @property
+    def finetune(self) -> bool:  # type: ignore[override]
+        return self.config.sns_start != "scratch"
+
+    @property
+    def needs_vanilla(self) -> bool:  # type: ignore[override]
+        c = self.config
+        return c.sns_start != "vanilla" or c.sns_pairs == "fixed"
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
         self.neurons: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, Any]] = []
+        #: the selection on the other candidate model and its overlap with Ω (R3)
+        self.alternative: dict[str, dict[str, Any]] = {}
 
     # -- validation and freezing ----------------------------------------------------------
     def check(self, model: nn.Module) -> None:
@@ -137,8 +167,15 @@ class SNS(Method):
             raise ValueError(f"sns_lambda must be ≥ 0, got {c.sns_lambda}")
         if not 0 < c.sns_fraction <= 1:
             raise ValueError(f"sns_fraction must lie in (0, 1], got {c.sns_fraction}")
+        if c.sns_start == "scratch" and c.sns_select_from == "start":
+            raise ValueError(
+                "sns_start='scratch' selects Ω on a fresh initialisation: set "
+                "sns_select_from='vanilla'"
+            )
 
-    def trainable_layers(self, model: nn.Module) -> list[str]:
+    def trainable_layers(self, model: nn.Module) -> list[str] | None:
+        if self.config.sns_frozen == "none":
+            return None
         names = list(model.layer_names)
         first = min(names.index(n) for n in self.config.sns_layers)
         return names[first:]
@@ -155,8 +192,21 @@ class SNS(Method):
 
     def prepare(self, model: nn.Module, ctx: Context, resumed: bool) -> None:
         if self.neurons is None:  # a resumed run restores them from the checkpoint
-            self.neurons = self.select(model, ctx.verbose)
+            c = self.config
+            sources = {"start": model, "vanilla": ctx.vanilla}
+            if c.sns_start == "vanilla":
+                sources = {"start": model}  # one model: the vanilla one
+            elif c.sns_start == "scratch":
+                sources = {"vanilla": ctx.vanilla}  # a fresh initialisation has no Ω
+            chosen = c.sns_select_from if c.sns_select_from in sources else "start"
+            picks = {k: self.select(m, ctx.verbose) for k, m in sources.items()}
+            self.neurons = picks[chosen]
             self.history.append({"epoch": None, "neurons": _listify(self.neurons)})
+            self.alternative = {
+                k: {"neurons": _listify(v), "overlap": overlap(self.neurons, v)}
+                for k, v in picks.items()
+                if k != chosen
+            }
         self.write(ctx)
 
     def write(self, ctx: Context) -> None:
@@ -167,12 +217,20 @@ class SNS(Method):
 
     def record(self) -> dict[str, Any]:
         c = self.config
+        source = {"vanilla": "vanilla model", "pat": "PAT model", "scratch": "vanilla model"}
+        start = f"{c.sns_start} start" if c.sns_start != "scratch" else "trained from scratch"
+        model = source["vanilla" if c.sns_select_from == "vanilla" else c.sns_start]
         return {
             "method": self.name,
             "layers": list(c.sns_layers),
             "fraction": c.sns_fraction,
+            "site": c.neuron_site,
             "neurons": _listify(self.neurons or {}),
-            "selected_from": "vanilla model (fine-tuning start)",
+            "selected_from": f"{model} ({start})",
+            "alternative": {
+                f"{source[k if k == 'vanilla' else c.sns_start]}": v
+                for k, v in self.alternative.items()
+            },
             "selection_images": c.sns_select_n,
             "selection_attack": f"linf PGD eps={c.eps_linf} k={c.pgd_steps} alpha=eps/sqrt(k)",
             "history": self.history,
@@ -184,13 +242,22 @@ class SNS(Method):
     ) -> torch.Tensor:
         assert self.neurons is not None, "SNS.prepare() selects the neurons first"
         at = site_layers(unwrap(model), self.neurons.keys(), self.config.neuron_site)
-        l_adv, _, acts = pat_forward(model, x, y, ctx, layers=at.values())
+        fixed = self.config.sns_pairs == "fixed"
+        assert not fixed or ctx.vanilla is not None, "fixed pairs need ctx.vanilla"
+        attack_model = ctx.vanilla if fixed else None
+        l_adv, _, acts = pat_forward(
+            model, x, y, ctx, layers=at.values(), attack_model=attack_model
+        )
         acts = {layer: acts[probe] for layer, probe in at.items()}
         return l_adv + self.config.sns_lambda * sns_loss(acts, self.neurons, len(x))
 
     # -- checkpointing --------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {"neurons": _listify(self.neurons or {}), "history": self.history}
+        return {
+            "neurons": _listify(self.neurons or {}),
+            "history": self.history,
+            "alternative": self.alternative,
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         if state.get("neurons"):
@@ -198,6 +265,7 @@ class SNS(Method):
                 k: torch.tensor(v, dtype=torch.long) for k, v in state["neurons"].items()
             }
         self.history = list(state.get("history", []))
+        self.alternative = dict(state.get("alternative", {}))
 
 
 class SNSAll(SNS):
@@ -238,6 +306,18 @@ class SNSDyn(SNS):
         self.neurons = select_sensitive(model, images, c, c.sns_fraction, progress=False)
         self.history.append({"epoch": ctx.epoch, "neurons": _listify(self.neurons)})
         self.write(ctx)
+
+
+def overlap(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Per layer, the share of Ω_l in ``a`` that ``b`` selects too (|a ∩ b| / |a|), and
+    ``"all"`` over every layer."""
+    out, inter, size = {}, 0, 0
+    for layer, idx in a.items():
+        sa, sb = set(idx.tolist()), set(b[layer].tolist())
+        out[layer] = len(sa & sb) / max(len(sa), 1)
+        inter, size = inter + len(sa & sb), size + len(sa)
+    out["all"] = inter / max(size, 1)
+    return out
 
 
 def _listify(neurons: dict[str, torch.Tensor]) -> dict[str, list[int]]:

@@ -146,9 +146,11 @@ def _git(*args: str) -> str:
 def provenance() -> dict[str, Any]:
     """Git SHA (and whether the tree was dirty), library versions, host facts."""
 
+    copied = os.environ.get("NEUROSENS_GIT_SHA")  # code copied without its history
     return {
-        "git_sha": _git("rev-parse", "HEAD"),
-        "git_dirty": _git("status", "--porcelain", "--untracked-files=no") not in ("", "unknown"),
+        "git_sha": copied or _git("rev-parse", "HEAD"),
+        "git_dirty": not copied
+        and _git("status", "--porcelain", "--untracked-files=no") not in ("", "unknown"),
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,

@@ -45,13 +45,16 @@ from neurosens.train import train
 __all__ = [
     "BUDGET_CHECK",
     "BUDGET_LAMBDA",
+    "COLLAPSE_TOL",
     "GROUPS",
     "LAMBDAS",
+    "SEEDS",
     "STUDY_LAMBDA",
     "TOP_K_LAYERS",
     "ZooRun",
     "group",
     "lambdas",
+    "omega_size",
     "runs",
     "select_lambda",
     "sns_all_lambda",
@@ -100,28 +103,42 @@ def study_lambda(profile: str) -> float:
     return STUDY_LAMBDA.get(profile, resolve(profile, method="sns").sns_lambda)
 
 
-def select_lambda(val: dict[float, tuple[float, float]]) -> float:
+#: A model is collapsed when its validation clean accuracy is within this of chance.
+COLLAPSE_TOL = 0.05
+
+
+def select_lambda(val: dict[float, tuple[float, float]], chance: float = 0.1) -> float:
     """The λ > 0 with the highest mean of validation clean and PGD-10 accuracy.
 
     ``val`` maps λ → (clean, PGD) accuracy on the validation subset (the last ``n_val``
-    test images, never the evaluation images). λ = 0 is the control, not a candidate.
-    Ties go to the smaller λ.
+    test images, never the evaluation images). λ = 0 is the control, not a candidate, and
+    a collapsed model (clean accuracy within :data:`COLLAPSE_TOL` of ``chance``, e.g. a
+    constant prediction) never is. Ties go to the smaller λ.
     """
-    cands = {lam: (c + p) / 2 for lam, (c, p) in val.items() if lam > 0}
+    cands = {
+        lam: (c + p) / 2 for lam, (c, p) in val.items() if lam > 0 and c > chance + COLLAPSE_TOL
+    }
     if not cands:
-        raise ValueError("select_lambda needs at least one λ > 0")
+        raise ValueError("select_lambda needs at least one λ > 0 whose model has not collapsed")
     best = max(cands.values())
     return min(lam for lam, v in cands.items() if v == best)
+
+
+def omega_size(profile: str) -> tuple[int, int]:
+    """(|Ω|, all neurons) of the study's SNS layers: the number of terms Eq. 12 sums for
+    SNS (top ``sns_fraction`` of each layer) and for SNS_all (cpu: 60 and 576)."""
+    base = sns_base(profile)
+    counts = channel_counts(build_model(base.replace(method="vanilla")), base)
+    omega = sum(top_k(torch.zeros(c), float(base.sns_fraction)).numel() for c in counts.values())
+    return omega, sum(counts.values())
 
 
 def sns_all_lambda(profile: str) -> float:
     """λ of SNS_all with the same total weight per neuron as SNS: the study λ times
     |Ω| / |all neurons of the selected layers| (Eq. 12 sums over the neurons; cpu: 0.03 ×
     60 / 576 → 0.003, one significant figure)."""
-    base = sns_base(profile)
-    counts = channel_counts(build_model(base.replace(method="vanilla")), base)
-    omega = sum(top_k(torch.zeros(c), float(base.sns_fraction)).numel() for c in counts.values())
-    return float(f"{study_lambda(profile) * omega / sum(counts.values()):.1g}")
+    omega, total = omega_size(profile)
+    return float(f"{study_lambda(profile) * omega / total:.1g}")
 
 
 def sns_base(profile: str, seed: int = 0) -> Config:

@@ -14,7 +14,7 @@ from neurosens.train.checkpoint import CHECKPOINT
 from neurosens.train.freeze import freeze_except, set_train_mode, trainable_parameter_names
 from neurosens.train.load import load_model
 from neurosens.train.loop import train
-from neurosens.train.setup import lr_at, prepare_run, vanilla_config
+from neurosens.train.setup import lr_at, prepare_run, start_config, vanilla_config
 from neurosens.train.validation import validate, validation_set
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "lr_at",
     "prepare_run",
     "set_train_mode",
+    "start_config",
     "train",
     "trainable_parameter_names",
     "validate",

@@ -18,7 +18,8 @@ A method (:mod:`neurosens.defences`) contributes its loss — and, where needed,
 Learning rates follow ``lr_schedule`` per iteration (a pure function of the iteration, so
 nothing but the optimiser state needs restoring). SNS-family methods fine-tune for
 ``epochs_finetune`` epochs at ``lr_finetune`` from the vanilla run of the same profile,
-seed and training settings (:func:`vanilla_config`).
+seed and training settings (:func:`vanilla_config`), or from its PAT run
+(``sns_start = "pat"``, :func:`start_config`).
 
 Devices and processes: CUDA when available (bf16/fp16 autocast of the training forward by
 default, :mod:`neurosens.core.runtime`), else the CPU in fp32. Under ``torchrun`` (or
@@ -50,6 +51,7 @@ from neurosens.core.runtime import Runtime, runtime
 from neurosens.core.seeding import epoch_generator, mix_seeds, seed_everything
 from neurosens.data.images import train_source
 from neurosens.defences import Context, Method
+from neurosens.models import build_model
 from neurosens.store.artifacts import (
     ArtifactStore,
     train_allowed,
@@ -65,7 +67,14 @@ from neurosens.train.checkpoint import (
     set_rng_state,
 )
 from neurosens.train.freeze import freeze_except, set_train_mode
-from neurosens.train.setup import lr_at, make_optimizer, on_main_rank, prepare_run, vanilla_config
+from neurosens.train.setup import (
+    lr_at,
+    make_optimizer,
+    on_main_rank,
+    prepare_run,
+    start_config,
+    vanilla_config,
+)
 from neurosens.train.validation import validate, validation_set
 
 __all__ = ["train"]
@@ -206,14 +215,19 @@ def _setup(
     rt = runtime(precision, device, memory_format)
     dev = rt.device
     start_run = None
-    if method.finetune:
-        vcfg = vanilla_config(config)
-        start_run = vcfg.run_id
+    scfg = start_config(config, method)
+    if scfg is not None:
+        start_run = scfg.run_id
         if ckpt is None:  # a resumed run takes its weights from the checkpoint
-            if not store.exists(vcfg.run_id):  # trained first, where training is allowed
-                train(vcfg, allow_train=allow_train, store=store, progress=progress,
-                      precision=precision, memory_format=memory_format)  # fmt: skip
-            model.load_state_dict(store.load_state(vcfg.run_id), strict=True)
+            _require(scfg, store, allow_train, progress, precision, memory_format)
+            model.load_state_dict(store.load_state(scfg.run_id), strict=True)
+    vanilla = None
+    if method.needs_vanilla:  # Ω selected on it, or the fixed pairs D̄ made against it
+        vcfg = vanilla_config(config)
+        _require(vcfg, store, allow_train, progress, precision, memory_format)
+        vanilla = build_model(vcfg)
+        vanilla.load_state_dict(store.load_state(vcfg.run_id), strict=True)
+        rt.prepare_model(vanilla).eval().requires_grad_(False)
     # channels_last: ~1.6× faster conv forward+backward on this CPU (measured, VGG-16 cpu
     # widths, batch 128); values are the same, only the memory layout changes (and the
     # convolutions oneDNN gets wrong in channels_last stay NCHW: runtime.to_memory_format)
@@ -250,6 +264,7 @@ def _setup(
         run_dir=run_dir if d.main else None,
         verbose=progress,
         runtime=rt,
+        vanilla=vanilla,
         global_batch=config.batch_size if d.active else None,
         shard=slice(d.rank * b_local, (d.rank + 1) * b_local) if d.active else None,
     )
@@ -259,6 +274,20 @@ def _setup(
         config, store, d, progress, method, model, net, opt, rt, ctx, data, val,
         trainable, start_run, base_lr, epochs, start_epoch, history,
     )  # fmt: skip
+
+
+def _require(
+    config: Config,
+    store: ArtifactStore,
+    allow_train: bool | None,
+    progress: bool,
+    precision: str,
+    memory_format: str,
+) -> None:
+    """Train a run another run starts from, where training is allowed, if it is missing."""
+    if not store.exists(config.run_id):
+        train(config, allow_train=allow_train, store=store, progress=progress,
+              precision=precision, memory_format=memory_format)  # fmt: skip
 
 
 def _epoch(run: _Run, epoch: int) -> dict[str, Any]:

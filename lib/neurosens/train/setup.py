@@ -22,6 +22,7 @@ __all__ = [
     "make_optimizer",
     "on_main_rank",
     "prepare_run",
+    "start_config",
     "vanilla_config",
 ]
 
@@ -36,6 +37,10 @@ DEFENCE_FIELDS = (
     "sns_dyn_n",
     "sns_rand_draw",
     "neuron_site",
+    "sns_start",
+    "sns_frozen",
+    "sns_pairs",
+    "sns_select_from",
     "cas_layers",
     "cas_beta",
     "anp_eps",
@@ -61,6 +66,19 @@ def vanilla_config(config: Config) -> Config:
 
     defaults = Config(**profile_defaults(config.profile))
     return config.replace(method="vanilla", **{k: getattr(defaults, k) for k in DEFENCE_FIELDS})
+
+
+def start_config(config: Config, method: Method) -> Config | None:
+    """The stored run a fine-tuning method starts from (``None``: a fresh initialisation).
+
+    SNS-family runs start from the vanilla run of the same seed, or from its PAT run when
+    ``sns_start = "pat"`` (:func:`vanilla_config` with method ``pat``: the committed PAT
+    run of that seed); ``sns_start = "scratch"`` trains from a fresh initialisation.
+    """
+    if not method.finetune:
+        return None
+    base = vanilla_config(config)
+    return base.replace(method="pat") if config.sns_start == "pat" else base
 
 
 def prepare_run(config: Config) -> tuple[Method, nn.Module]:
