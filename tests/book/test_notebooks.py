@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from neurosens.book.scorecard import NOTEBOOK_GLOB
+
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+SOURCES = sorted((ROOT / "notebooks").glob(NOTEBOOK_GLOB))
 #: the cell tag nbval --nbval-lax compares (its NBVAL_CHECK_OUTPUT marker)
 CHECK_TAG = "nbval-check-output"
 

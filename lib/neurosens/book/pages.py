@@ -13,18 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from neurosens.analyses.common import image_ranges
-from neurosens.book.scorecard import write_intro_summary, write_scorecard_page
+from neurosens.book.scorecard import NOTEBOOK_GLOB, write_intro_summary, write_scorecard_page
 from neurosens.core.config import resolve
 from neurosens.core.paths import display_path, project_root
 from neurosens.study.budget import write_budget_section
 from neurosens.study.settings import settings_table
 
-__all__ = ["execute", "notebook_sources", "write_pages", "write_settings_page"]
+__all__ = ["NOTEBOOK_GLOB", "execute", "notebook_sources", "write_pages", "write_settings_page"]
 
 
 def notebook_sources(root: Path | None = None) -> list[Path]:
     root = root or project_root()
-    return sorted((root / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+    return sorted((root / "notebooks").glob(NOTEBOOK_GLOB))
 
 
 def execute(

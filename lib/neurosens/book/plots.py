@@ -20,6 +20,7 @@ __all__ = [
     "class_bars",
     "group_strip",
     "image_grid",
+    "lambda_panels",
     "layer_lines",
     "roi_grid",
     "sorted_sensitivity",
@@ -294,6 +295,40 @@ def pgd_sweeps(
         ax.legend(frameon=False, fontsize="x-small")
     axes[0].set_title("(a) accuracy vs k")
     axes[1].set_title("(b) accuracy vs ε")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def lambda_panels(
+    df: pd.DataFrame,
+    x: str,
+    ys: Mapping[str, str],
+    hue: str,
+    xlabel: str,
+    title: str = "",
+    mark: str | None = None,
+    refline: float | None = None,
+) -> plt.Figure:
+    """λ sweeps (Eq. 13): one panel per column of ``ys`` (column → y label), one line per
+    ``hue``, x on a symmetric-log axis so that λ = 0 (the control) sits beside the
+    log-spaced values; rows where ``mark`` is true get a star; ``refline`` a ratio of 1."""
+    fig, axes = plt.subplots(1, len(ys), figsize=(5.2 * len(ys), 3.8), sharex=True)
+    axes = np.atleast_1d(axes)
+    pos = [v for v in df[x] if v > 0]
+    for ax, (col, ylabel) in zip(axes, ys.items(), strict=True):
+        sns.lineplot(data=df, x=x, y=col, hue=hue, marker="o", ax=ax, legend=ax is axes[-1])
+        if mark is not None:
+            m = df[df[mark]]
+            ax.scatter(m[x], m[col], marker="*", s=220, color="black", zorder=5,
+                       label="chosen on validation")  # fmt: skip
+        if refline is not None:
+            ax.axhline(refline, color="grey", lw=1, ls="--")
+        ax.set_xscale("symlog", linthresh=min(pos) if pos else 1.0)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    axes[-1].legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
