@@ -305,12 +305,12 @@ def _channel_stats(model: torch.nn.Module, layer: str, idx: Sequence[int]) -> tu
     return float(w.mean()), float(gain.mean())
 
 
-def audit_runs(sweeps: pd.DataFrame, profile: str = "cpu") -> dict[tuple[str, int], Config]:
+def audit_runs(ctx: Session, sweeps: pd.DataFrame) -> dict[tuple[str, int], Config]:
     """The runs of the rescaling audit: for every reading with the pre-BN loss, its control
     and each λ > 0 whose model did not collapse, keyed (reading, index in the sweep)."""
     out = {}
     for n in dict.fromkeys(sweeps["reading"]):
-        cfgs = R.sweep(n, SEEDS[0], profile)
+        cfgs = R.sweep(n, SEEDS[0], ctx.config.profile)
         if cfgs[0].neuron_site != "conv":
             continue
         g = sweeps[sweeps["reading"] == n].set_index("lambda")
@@ -401,9 +401,10 @@ def rescaling_sentence(summary: pd.DataFrame) -> str:
         else "part of the fall is rescaling, but most of it reaches the next layer: post-BN "
         "σ falls too"
     )
+    neg = " (a negative share: post-BN σ fell even more)" if lo < 0 else ""
     return (
         f"Over the {len(share)} audited models, BatchNorm undoes a median {med:.0f}% of the "
-        f"fall of pre-BN σ ({lo:.0f}–{hi:.0f}%). As λ grows, the conv-weight norms over Ω "
+        f"fall of pre-BN σ ({lo:.0f}% to {hi:.0f}%{neg}). As λ grows, the conv-weight norms over Ω "
         f"shrink (down to × {summary['weight_norm'].min():.2f} of the control's) while the "
         f"BatchNorm gains grow (up to × {summary['bn_gain'].max():.2f}): {kind}."
     )
