@@ -42,6 +42,7 @@ __all__ = [
     "c25_by_reading",
     "chosen_table",
     "finals",
+    "headline_numbers",
     "most_favourable",
     "n_helped_on_validation",
     "reading_frame",
@@ -53,6 +54,7 @@ __all__ = [
     "sweep_frame",
     "training_cost",
     "validation_order",
+    "wins_over",
 ]
 
 #: the method label of a reading's λ = 0 control in the tidy frames (``r3`` → ``r3·control``)
@@ -279,6 +281,30 @@ def n_helped_on_validation(sweeps: pd.DataFrame, names: Sequence[str]) -> int:
         if len(pick) and pick["score"].iloc[0] > g[g["lambda"] == 0]["score"].iloc[0]:
             n_up += 1
     return n_up
+
+
+def headline_numbers(
+    df: pd.DataFrame, reading: str, attacks: Sequence[str] = ("clean", "pgd_linf", "autoattack")
+) -> dict[str, float]:
+    """Mean accuracy (%) over the reading's seeds of the reading's model (``{attack}``),
+    its control (``control_{attack}``) and PAT on the same seeds (``pat_{attack}``)."""
+    reps = set(df[df["method"] == reading]["rep"])
+    out = {}
+    for prefix, m in (("", reading), ("control_", CONTROL.format(reading)), ("pat_", "pat")):
+        d = df[(df["method"] == m) & df["rep"].isin(reps)]
+        for a in attacks:
+            out[f"{prefix}{a}"] = round(100 * float(d[d["attack"] == a]["accuracy"].mean()), 1)
+    return out
+
+
+def wins_over(df: pd.DataFrame, names: Sequence[str], b: str, columns: Sequence[str],
+              alpha: float) -> dict[str, int]:  # fmt: skip
+    """Per reading, its significant wins over method ``b`` in ``columns`` (pooled McNemar)."""
+    return {
+        n: stats.outcome_counts(stats.paired(df, n, b, columns, alpha))["better"]
+        for n in names
+        if n in set(df["method"])
+    }
 
 
 def most_favourable(verdicts: Mapping[str, Claim], order: Sequence[str]) -> str:

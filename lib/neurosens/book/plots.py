@@ -314,11 +314,15 @@ def lambda_panels(
     """λ sweeps (Eq. 13): one panel per column of ``ys`` (column → y label), one line per
     ``hue``, x on a symmetric-log axis so that λ = 0 (the control) sits beside the
     log-spaced values; rows where ``mark`` is true get a star; ``refline`` a ratio of 1."""
-    fig, axes = plt.subplots(1, len(ys), figsize=(5.2 * len(ys), 3.8), sharex=True)
-    axes = np.atleast_1d(axes)
-    pos = [v for v in df[x] if v > 0]
+    ncols = min(len(ys), 2)
+    nrows = -(-len(ys) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.6 * ncols, 3.6 * nrows), sharex=True)
+    axes = np.atleast_1d(axes).ravel()
+    pos = sorted({float(v) for v in df[x] if v > 0})
+    ticks = ([0.0] if (df[x] == 0).any() else []) + pos
     for ax, (col, ylabel) in zip(axes, ys.items(), strict=True):
-        sns.lineplot(data=df, x=x, y=col, hue=hue, marker="o", ax=ax, legend=ax is axes[-1])
+        last = ax is axes[len(ys) - 1]
+        sns.lineplot(data=df, x=x, y=col, hue=hue, marker="o", ax=ax, legend=last)
         if mark is not None:
             m = df[df[mark]]
             ax.scatter(m[x], m[col], marker="*", s=220, color="black", zorder=5,
@@ -326,9 +330,15 @@ def lambda_panels(
         if refline is not None:
             ax.axhline(refline, color="grey", lw=1, ls="--")
         ax.set_xscale("symlog", linthresh=min(pos) if pos else 1.0)
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-    axes[-1].legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    axes[len(ys) - 1].legend(
+        frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0)
+    )
+    for ax in axes[len(ys) :]:
+        ax.remove()
     if title:
         fig.suptitle(title)
     fig.tight_layout()
