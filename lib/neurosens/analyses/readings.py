@@ -40,8 +40,10 @@ __all__ = [
     "audit_runs",
     "c10_by_reading",
     "c25_by_reading",
+    "chosen_lambdas",
     "chosen_table",
     "finals",
+    "headline",
     "headline_numbers",
     "most_favourable",
     "n_helped_on_validation",
@@ -132,16 +134,26 @@ def finals(
     ctx: Session, names: Sequence[str], best: str, best_seeds: Sequence[int]
 ) -> dict[Key, Config]:
     """``{(label, seed): config}`` of each reading's chosen model (label = the reading) and
-    its control (:data:`CONTROL`), seed 0, and the ``best`` reading on ``best_seeds``."""
-    store = ArtifactStore()
-    out: dict[Key, Config] = {}
-    for n in names:
-        lam = R.chosen(store, n, ctx.config.profile)
-        for s in best_seeds if n == best else (SEEDS[0],):
-            if lam is not None:
-                out[(n, s)] = R.reading_config(n, lam, s, ctx.config.profile)
-            out[(CONTROL.format(n), s)] = R.control(n, s, ctx.config.profile)
-    return out
+    its control (:data:`CONTROL`), seed 0, and the ``best`` reading on ``best_seeds``
+    (:func:`neurosens.study.readings.final_runs`)."""
+    runs = R.final_runs(ArtifactStore(), ctx.config.profile, best_seeds, names, best)
+    return {
+        (n if role == "sns" else CONTROL.format(n), s): cfg for (n, role, s), cfg in runs.items()
+    }
+
+
+def chosen_lambdas(sweeps: pd.DataFrame, names: Sequence[str]) -> dict[str, float | None]:
+    """Each reading's λ chosen on validation (``None``: every λ > 0 collapsed)."""
+    pick = sweeps[sweeps["chosen"]].set_index("reading")["lambda"]
+    return {n: float(pick[n]) if n in pick.index else None for n in names}
+
+
+def headline(verdicts: Mapping[str, Claim], order: Sequence[str]) -> tuple[str, Claim]:
+    """The reading most favourable to the paper (:func:`most_favourable`) and its claim,
+    its evidence prefixed with the reading's label (the scorecard names the reading)."""
+    n = most_favourable(verdicts, order)
+    c = verdicts[n]
+    return n, claims.Claim(f"{R.READINGS[n].label}: {c.ours}", c.paper, c.verdict, c.why)
 
 
 def _interval(r: pd.Series) -> str:
@@ -323,8 +335,7 @@ def most_favourable(verdicts: Mapping[str, Claim], order: Sequence[str]) -> str:
 def _channel_stats(model: torch.nn.Module, layer: str, idx: Sequence[int]) -> tuple[float, float]:
     """(mean ‖W_conv[m]‖₂, mean |γ_m| / √(var_m + eps)) over channels ``idx`` of ``layer``
     and its BatchNorm (the factor by which BN rescales a pre-BN neuron)."""
-    conv = model.get_submodule(model.layer_names[layer])
-    bn = model.get_submodule(model.layer_names[layer.replace("conv", "bn")])
+    conv, bn = model.layer(layer), model.layer(model.site(layer, "bn"))
     i = torch.as_tensor(list(idx), dtype=torch.long)
     w = conv.weight.detach().flatten(1).norm(dim=1)[i]
     gain = (bn.weight.detach().abs() / torch.sqrt(bn.running_var + bn.eps))[i]

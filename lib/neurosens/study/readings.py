@@ -79,26 +79,21 @@ class Reading:
     name: str
     label: str
     fields: dict[str, Any]
-    doc: str
 
 
 READINGS: dict[str, Reading] = {
     r.name: r
     for r in (
-        Reading("r1", "R1 vanilla start, bottom frozen", {}, "the study's reading"),
-        Reading("r2", "R2 fixed pairs D̄", {"sns_pairs": "fixed"},
-                "x' made once against the vanilla model"),
-        Reading("r3", "R3 PAT start, bottom frozen", {"sns_start": "pat"},
-                "fine-tuning the PAT model"),
+        Reading("r1", "R1 vanilla start, bottom frozen", {}),
+        Reading("r2", "R2 fixed pairs D̄", {"sns_pairs": "fixed"}),
+        Reading("r3", "R3 PAT start, bottom frozen", {"sns_start": "pat"}),
         Reading("r4", "R4 PAT + SNS from scratch",
-                {"sns_start": "scratch", "sns_frozen": "none", "sns_select_from": "vanilla"},
-                "every layer, PAT's epochs"),
-        Reading("r7_r1", "R7 R1 at post-BN", {"neuron_site": "bn"}, "R1, neurons after BN"),
-        Reading("r7_r3", "R7 R3 at post-BN", {"sns_start": "pat", "neuron_site": "bn"},
-                "R3, neurons after BN"),
+                {"sns_start": "scratch", "sns_frozen": "none", "sns_select_from": "vanilla"}),
+        Reading("r7_r1", "R7 R1 at post-BN", {"neuron_site": "bn"}),
+        Reading("r7_r3", "R7 R3 at post-BN", {"sns_start": "pat", "neuron_site": "bn"}),
         Reading("r7_r4", "R7 R4 at post-BN",
                 {"sns_start": "scratch", "sns_frozen": "none", "sns_select_from": "vanilla",
-                 "neuron_site": "bn"}, "R4, neurons after BN"),
+                 "neuron_site": "bn"}),
     )
 }  # fmt: skip
 
@@ -173,14 +168,19 @@ def best_reading(
 
 
 def final_runs(
-    store: ArtifactStore, profile: str = "cpu", seeds: Iterable[int] = SEEDS
+    store: ArtifactStore,
+    profile: str = "cpu",
+    seeds: Iterable[int] = SEEDS,
+    names: Iterable[str] = READINGS,
+    best: str | None = None,
 ) -> dict[tuple[str, str, int], Config]:
     """``{(reading, role, seed): config}``: every reading's chosen λ and control at seed 0
-    (roles ``sns`` and ``control``), and the best reading's on every seed."""
+    (roles ``sns`` and ``control``), and the ``best`` reading's (default
+    :func:`best_reading`) on every seed of ``seeds``."""
     seeds = tuple(seeds)
-    best = best_reading(store, profile)
+    best = best or best_reading(store, profile)
     out = {}
-    for n in READINGS:
+    for n in names:
         lam = chosen(store, n, profile)
         for s in seeds if n == best else seeds[:1]:
             if lam is not None:
