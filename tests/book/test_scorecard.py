@@ -33,11 +33,18 @@ def test_collect_and_pages(tmp_path):
     found = scorecard.collect_claims(tmp_path)
     assert set(found) == {"C1", "C3", "C10"} and found["C10"]["notebook"] == "06-b.ipynb"
     page = scorecard.write_scorecard_page(tmp_path / "scorecard.md").read_text()
-    assert "**does not hold**" in page and page.count("not yet run") == len(scorecard.CLAIMS) - 3
+    assert "{bdg-danger}`does not hold`" in page
+    assert page.count("not yet run") == len(scorecard.CLAIMS) - 3
+    assert "dropdown} How each verdict was decided" in page
     intro = tmp_path / "intro.md"
-    intro.write_text(f"# t\n{scorecard.START}\nSTALE\n{scorecard.END}\ntail\n")
+    intro.write_text(
+        f"# t\n{scorecard.TABLE_START}\nOLD\n{scorecard.TABLE_END}\n"
+        f"{scorecard.START}\nSTALE\n{scorecard.END}\ntail\n"
+    )
     text = scorecard.write_intro_summary(intro).read_text()
-    assert "STALE" not in text and text.endswith("tail\n")
+    assert "STALE" not in text and "OLD" not in text and text.endswith("tail\n")
+    assert "| **C10** SNS beats" in text
+    assert "{bdg-danger}`does not hold` | [06-b](06-b.ipynb) |" in text
     assert "1 hold at our scale (C1)" in text and "ours r 0.4" in text
     assert "1 do not hold (C10)" in text and "ours SNS 70.1%" in text  # headline quoted
     assert "Not yet run:" in text

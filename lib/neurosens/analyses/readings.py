@@ -53,6 +53,12 @@ __all__ = [
     "rescaling_display",
     "rescaling_sentence",
     "rescaling_summary",
+    "selection_overlap",
+    "standard_aa_comparisons",
+    "standard_aa_frame",
+    "standard_aa_runs",
+    "standard_aa_sentence",
+    "standard_aa_table",
     "sweep_frame",
     "training_cost",
     "validation_order",
@@ -61,6 +67,11 @@ __all__ = [
 
 #: the method label of a reading's λ = 0 control in the tidy frames (``r3`` → ``r3·control``)
 CONTROL = "{}·control"
+#: where a neuron is read (``neuron_site``), in words
+SITES = {"conv": "pre-BN", "bn": "post-BN", "relu": "post-ReLU"}
+#: the attack name of standard AutoAttack in the tidy frames (the profile's ``autoattack``
+#: runs the reduced APGD-CE + APGD-T ensemble)
+STANDARD_AA = "autoattack_standard"
 #: verdicts from the most to the least favourable to the paper's claim
 VERDICT_RANK = ("holds", "partly", "inconclusive", "does not hold", "untestable")
 
@@ -86,9 +97,7 @@ def reading_frame(profile: str = "cpu") -> pd.DataFrame:
                 "Ω selected on": "Vanilla"
                 if c.sns_select_from == "vanilla" or c.sns_start == "vanilla"
                 else "PAT",
-                "neurons read": {"conv": "pre-BN", "bn": "post-BN", "relu": "post-ReLU"}[
-                    c.neuron_site
-                ],
+                "neurons read": SITES[c.neuron_site],
             }
         )
     return pd.DataFrame(rows)
@@ -445,6 +454,129 @@ def rescaling_sentence(summary: pd.DataFrame) -> str:
         f"shrink (down to × {summary['weight_norm'].min():.2f} of the control's) while the "
         f"BatchNorm gains grow (up to × {summary['bn_gain'].max():.2f}): {kind}."
     )
+
+
+# -- standard AutoAttack ----------------------------------------------------------------------
+
+
+def standard_aa_runs(runs: Mapping[Key, Config], best: str, seed: int = 0) -> dict[Key, Config]:
+    """The ``best`` reading's model, its λ = 0 control and PAT of ``seed``: the three models
+    also evaluated under standard AutoAttack (Croce & Hein 2020: APGD-CE, APGD-T, FAB-T,
+    Square), because a gain under FGSM without one under PGD, or SPSA beating PGD, is the
+    pattern of gradient masking that the two gradient attacks of the profile's ensemble
+    could miss."""
+    keys = [(best, seed), (CONTROL.format(best), seed), ("pat", seed)]
+    return {k: runs[k] for k in keys}
+
+
+def standard_aa_frame(std: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`~neurosens.analyses.tables.tidy` frame of standard-AutoAttack results with
+    its ``autoattack`` rows renamed :data:`STANDARD_AA` (no clash with the profile's)."""
+    s = std[std["attack"] == "autoattack"]
+    return s.assign(attack=STANDARD_AA, name=STANDARD_AA, key=STANDARD_AA)
+
+
+def standard_aa_table(df: pd.DataFrame, std: pd.DataFrame) -> pd.DataFrame:
+    """Per model of ``std`` (a :func:`standard_aa_frame`): accuracy under the profile's
+    AutoAttack (APGD-CE + APGD-T), under standard AutoAttack on the same images, and the
+    images only the full ensemble breaks (points)."""
+    rows = []
+    for (m, rep), g in std.groupby(["method", "rep"], sort=False):
+        f_std = g["flags"].iloc[0]
+        prof = df[(df["method"] == m) & (df["rep"] == rep) & (df["attack"] == "autoattack")]
+        f_prof = prof["flags"].iloc[0][: len(f_std)]
+        rows.append(
+            {
+                "model": _model_label(str(m)),
+                "seed": int(rep),
+                "images": len(f_std),
+                "APGD-CE + APGD-T %": round(100 * float(f_prof.mean()), 1),
+                "standard AutoAttack %": round(100 * float(f_std.mean()), 1),
+                "broken only by the full ensemble (points)": round(
+                    100 * float((f_prof & ~f_std).mean()), 1
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def standard_aa_comparisons(
+    df: pd.DataFrame, std: pd.DataFrame, best: str, alpha: float
+) -> dict[str, pd.Series]:
+    """The ``best`` reading's model against its control and against PAT under standard
+    AutoAttack: the pooled rows of :func:`neurosens.analyses.stats.paired` (exact McNemar,
+    paired-bootstrap interval) on the images of ``std``."""
+    both = pd.concat([df, std], ignore_index=True)
+    return {
+        name: stats.pooled(stats.paired(both, best, other, [STANDARD_AA], alpha)).loc[STANDARD_AA]
+        for name, other in (("its control", CONTROL.format(best)), ("PAT", "pat"))
+    }
+
+
+def _model_label(m: str) -> str:
+    if m in R.READINGS:
+        return R.READINGS[m].label
+    for n, r in R.READINGS.items():
+        if m == CONTROL.format(n):
+            return f"{r.label}, λ = 0 control"
+    return {"pat": "PAT", "alp": "ALP", "vanilla": "Vanilla"}.get(m, m)
+
+
+def standard_aa_sentence(table: pd.DataFrame, vs: Mapping[str, pd.Series]) -> str:
+    """The standard-AutoAttack verdict, computed from :func:`standard_aa_table` (first row:
+    the SNS model) and the pooled paired rows ``vs`` (``{"its control": row, "PAT": row}``
+    of :func:`neurosens.analyses.stats.paired` under :data:`STANDARD_AA`)."""
+    extra = table["broken only by the full ensemble (points)"]
+    sns_extra, other = float(extra.iloc[0]), float(extra.iloc[1:].max())
+    if sns_extra <= other + 1.0:
+        kind = (
+            "the full ensemble breaks no more of the SNS model's images than of the other "
+            "models' (within one point), so the profile's reduced AutoAttack hides no masking"
+        )
+    else:
+        kind = (
+            f"the full ensemble breaks {sns_extra - other:.1f} points more of the SNS model's "
+            "images than of the other models': a sign of gradient masking that the gradient "
+            "attacks miss"
+        )
+    comps = "; ".join(f"vs {k}: {_interval(r)}" for k, r in vs.items())
+    return (
+        f"FAB-T and Square break {sns_extra:.1f} points of the SNS model's images that APGD-CE "
+        f"and APGD-T left correct (at most {other:.1f} for its control and PAT): {kind}. Under "
+        f"standard AutoAttack the SNS model differs from its control and PAT by {comps}."
+    )
+
+
+# -- where Ω is selected -------------------------------------------------------------------------
+
+
+def selection_overlap(runs: Mapping[Key, Config]) -> pd.DataFrame:
+    """For every final SNS model whose Ω could come from two models (a PAT start: Ω on the
+    PAT model or on the vanilla model, as Algorithm 1 says), the share of its Ω that the
+    other model's selection holds too (``sensitive_neurons.json``, :func:`~neurosens.
+    defences.sns.overlap`) beside chance: two random selections of the same fraction share
+    that fraction."""
+    store = ArtifactStore()
+    rows = []
+    for (m, s), cfg in runs.items():
+        if m not in R.READINGS:
+            continue
+        rec = store.read_json(cfg.run_id, "sensitive_neurons.json")
+        for other, alt in rec.get("alternative", {}).items():
+            per_layer = [v for k, v in alt["overlap"].items() if k != "all"]
+            rows.append(
+                {
+                    "reading": R.READINGS[m].label,
+                    "seed": s,
+                    "neurons read": SITES[cfg.neuron_site],
+                    "Ω selected on": rec["selected_from"].split(" (")[0],
+                    "compared with": other,
+                    "shared %": round(100 * alt["overlap"]["all"], 1),
+                    "per layer %": f"{100 * min(per_layer):.0f}–{100 * max(per_layer):.0f}",
+                    "chance %": round(100 * rec["fraction"], 1),
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 # -- training cost -----------------------------------------------------------------------------

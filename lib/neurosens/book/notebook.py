@@ -12,6 +12,7 @@ print their ids, config hashes and seeds.
 from __future__ import annotations
 
 import ast
+import logging
 import sys
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,11 +22,14 @@ import torch
 
 from neurosens.attacks.base import AttackError
 from neurosens.attacks.registry import attack_suite
+from neurosens.book.display import use_table_style
 from neurosens.book.plots import theme
 from neurosens.core.config import METHODS, Config, resolve
 from neurosens.core.errors import ConfigError
+from neurosens.core.paths import project_root
 from neurosens.core.profiles import PROFILES
 from neurosens.data.protocol import check_evaluation_n, check_protocol
+from neurosens.evaluation.checks import GradientMaskingWarning
 from neurosens.models import build_model
 from neurosens.study.session import Session
 
@@ -35,6 +39,25 @@ __all__ = ["check_attacks", "check_params", "check_subset", "require", "setup"]
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings on a page name their type and message, not the machine's path to the code."""
     print(f"{category.__name__}: {message}", file=file or sys.stderr)
+
+
+#: where a page's progress and cache messages go (relative to the repository root), not the page
+LOG_FILE = "_build/logs/notebooks.log"
+
+
+def _log_to_file() -> None:
+    """Send the package's INFO messages (models loaded, cache hits) to :data:`LOG_FILE`."""
+    log = logging.getLogger("neurosens")
+    if any(getattr(h, "neurosens_page_log", False) for h in log.handlers):
+        return
+    path = project_root() / LOG_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+    handler.neurosens_page_log = True  # type: ignore[attr-defined]
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 def _fail(msg: str) -> None:
@@ -174,6 +197,9 @@ def setup(
 ) -> Session:
     """Validate notebook parameters and open a session (see module docstring)."""
     warnings.showwarning = _show_warning
+    # a page lists the self-checks in one box (neurosens.book.display.masking_note)
+    warnings.filterwarnings("ignore", category=GradientMaskingWarning)
+    _log_to_file()
     if profile not in PROFILES:
         _fail(f"unknown profile {profile!r}: valid profiles are {', '.join(PROFILES)}")
     seeds = _literal("seeds", seeds)
@@ -204,6 +230,7 @@ def setup(
     torch.manual_seed(config.seed)
 
     theme()
+    use_table_style()
     print(
         f"profile {profile}: {config.dataset}, {config.arch} widths {list(config.widths)}, "
         f"seeds {list(seeds)}, n_examples {n_examples}"

@@ -15,11 +15,20 @@ from typing import Any
 from neurosens.analyses.common import image_ranges
 from neurosens.book.scorecard import NOTEBOOK_GLOB, write_intro_summary, write_scorecard_page
 from neurosens.core.config import resolve
+from neurosens.core.files import replace_block
 from neurosens.core.paths import display_path, project_root
 from neurosens.study.budget import write_budget_section
 from neurosens.study.settings import settings_table
 
-__all__ = ["NOTEBOOK_GLOB", "execute", "notebook_sources", "write_pages", "write_settings_page"]
+__all__ = [
+    "NOTEBOOK_GLOB",
+    "caveats_text",
+    "execute",
+    "normalise",
+    "notebook_sources",
+    "write_pages",
+    "write_settings_page",
+]
 
 
 def notebook_sources(root: Path | None = None) -> list[Path]:
@@ -58,15 +67,23 @@ def execute(
             cwd=str(root / "notebooks"),
             progress_bar=False,
         )
-        _relative_papermill_paths(out_dir / src.name)
+        normalise(out_dir / src.name)
         times[src.name] = time.perf_counter() - t0
         print(f"[book] {src.name}: {times[src.name]:.0f} s", flush=True)
     return times
 
 
-def _relative_papermill_paths(path: Path) -> None:
-    """papermill records the absolute input and output paths in the notebook's metadata:
-    make them relative to the repository root (no machine's path in the book)."""
+#: metadata papermill and the kernel write on every execution (times, durations)
+_VOLATILE_NOTEBOOK = ("start_time", "end_time", "duration")
+_VOLATILE_CELL = ("papermill", "execution")
+
+
+def normalise(path: Path) -> None:
+    """Make an executed notebook a function of its results only, so that re-executing
+    without a change in results leaves ``git status`` clean: papermill's input and output
+    paths relative to the repository root (no machine's path in the book), no start/end
+    times or durations, the injected-parameters cell with a fixed id and tagged
+    ``remove-cell`` (the page never shows it); cell ids come from the source notebook."""
     import nbformat  # lazy: comes with the optional [book] extra
 
     nb = nbformat.read(path, as_version=4)
@@ -74,6 +91,16 @@ def _relative_papermill_paths(path: Path) -> None:
     for key in ("input_path", "output_path"):
         if meta.get(key):
             meta[key] = display_path(Path(meta[key]))
+    for key in _VOLATILE_NOTEBOOK:
+        meta.pop(key, None)
+    for cell in nb.cells:
+        for key in _VOLATILE_CELL:
+            cell.metadata.pop(key, None)
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags:
+            cell["id"] = "injected-parameters"
+            if "remove-cell" not in tags:
+                cell.metadata["tags"] = [*tags, "remove-cell"]
     nbformat.write(nb, path)
 
 
@@ -113,8 +140,31 @@ def write_settings_page(path: Path | None = None) -> Path:
     return path
 
 
+CAVEATS_START, CAVEATS_END = "<!-- caveats:start -->", "<!-- caveats:end -->"
+
+
+def caveats_text() -> str:
+    """The intro's three lines on how the cpu profile departs from the paper, read from the
+    two profiles (the settings page has every departure)."""
+    c, p = resolve("cpu"), resolve("paper")
+    return (
+        f"- **Data and model.** Fashion-MNIST padded to 32×32, not CIFAR-10; a VGG-16 with the "
+        f"paper's 13 conv layers and their names but {min(c.widths)}–{max(c.widths)} channels "
+        f"instead of {min(p.widths)}–{max(p.widths)}; every ε rescaled once for the new data "
+        f"(ℓ∞ ε = {c.eps_linf:g}).\n"
+        f"- **Training.** {c.epochs} epochs from scratch and {c.epochs_finetune} fine-tuning "
+        "epochs (the paper states neither); λ chosen on the last "
+        f"{c.n_val:,} test images, which no reported number uses.\n"
+        "- **SNS.** Algorithm 1 leaves open the model SNS starts from, which layers stay "
+        "frozen, whether the adversarial pairs are regenerated and where a neuron is read: "
+        "page 06 tests its literal reading (the vanilla model, conv1–conv7 frozen), page 06b "
+        "every other reading, each against its own λ = 0 control."
+    )
+
+
 def write_pages() -> None:
     write_settings_page()
+    replace_block(project_root() / "book" / "intro.md", CAVEATS_START, CAVEATS_END, caveats_text())
 
     write_scorecard_page()
     write_intro_summary()

@@ -7,6 +7,7 @@ paper's value, where it has one, is drawn beside ours and labelled "paper".
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -17,11 +18,14 @@ import seaborn as sns
 from neurosens.measures.roi import overlay
 
 __all__ = [
+    "METHOD_COLOURS",
     "class_bars",
+    "forest",
     "group_strip",
     "image_grid",
     "lambda_panels",
     "layer_lines",
+    "palette",
     "roi_grid",
     "sorted_sensitivity",
     "sweep",
@@ -29,8 +33,53 @@ __all__ = [
 ]
 
 
+_CB = sns.color_palette("colorblind")
+#: one colour per method across the whole book (raw names and display labels); a key that
+#: is not here (a reading, a sweep value) takes the next free colour of :func:`palette`
+METHOD_COLOURS: dict[str, tuple[float, float, float]] = {
+    **dict.fromkeys(("vanilla", "Vanilla"), _CB[0]),
+    **dict.fromkeys(("pat", "PAT"), _CB[1]),
+    **dict.fromkeys(("sns", "SNS"), _CB[2]),
+    **dict.fromkeys(("alp", "ALP"), _CB[3]),
+    **dict.fromkeys(("cas", "CAS"), _CB[4]),
+    **dict.fromkeys(("anp", "ANP"), _CB[5]),
+    **dict.fromkeys(("sns_all", "SNS_all"), _CB[6]),
+    **dict.fromkeys(("sns_rand", "SNS_rand"), _CB[7]),
+    **dict.fromkeys(("sns_dyn", "SNS_dyn"), _CB[8]),
+}
+
+
+def palette(names: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """``{name: colour}``: a method's fixed colour (:data:`METHOD_COLOURS`, matched on the
+    name or on the text before its first space or " (", e.g. "PAT seed 0"), else the next
+    colour of the colourblind palette that no method of ``names`` holds."""
+    out: dict[str, tuple[float, float, float]] = {}
+    for n in names:
+        key = str(n).split(" (")[0]
+        c = (
+            METHOD_COLOURS.get(str(n))
+            or METHOD_COLOURS.get(key)
+            or METHOD_COLOURS.get(key.split(" ")[0])
+        )
+        if c is not None:
+            out[n] = c
+    free = [c for c in sns.color_palette("tab10") if c not in out.values()]
+    for i, n in enumerate(n for n in names if n not in out):
+        out[n] = free[i % len(free)]
+    return out
+
+
+def _wrap(text: str, fig: plt.Figure, share: float = 1.0) -> str:
+    """``text`` broken into lines that fit ``share`` of the figure's width (a title never
+    runs over the y label or out of the figure)."""
+    chars = max(20, int(fig.get_figwidth() * share * 72 / 7.5))  # ~7.5 pt per character
+    return textwrap.fill(text, chars) if text else text
+
+
 def theme() -> None:
-    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
+    """The book's one plotting style: text at ≥ 10 pt once a figure is scaled to the page's
+    content column."""
+    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind", font_scale=1.15)
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "axes.titlesize": "medium"})
 
 
@@ -41,21 +90,30 @@ def sorted_sensitivity(
     ylabel: str = "neuron sensitivity σ (Eq. 1)",
     suptitle: str | None = None,
 ) -> plt.Figure:
-    """Fig. 10: per layer, each model's neuron sensitivities sorted in descending order."""
-    fig, axes = plt.subplots(1, len(layers), figsize=(3.4 * len(layers), 3.0), squeeze=False)
-    for ax, layer in zip(axes[0], layers, strict=True):
+    """Fig. 10: per layer, each model's neuron sensitivities sorted in descending order;
+    two panels a row, so that each reads at the page's width; the dotted line marks the
+    top ``fraction`` (the sensitive neurons)."""
+    ncols = min(2, len(layers))
+    nrows = -(-len(layers) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows), squeeze=False)
+    colours = palette(list(sens))
+    flat = axes.ravel()
+    for ax, layer in zip(flat, layers, strict=False):
         n = 0
         for model, per_layer in sens.items():
             v = np.sort(np.asarray(per_layer[layer], dtype=float))[::-1]
             n = len(v)
-            ax.plot(np.arange(1, n + 1), v, label=model, lw=1.6)
+            ax.plot(np.arange(1, n + 1), v, label=model, lw=1.6, color=colours[model])
         ax.axvline(max(1, int(np.ceil(fraction * n))), color="grey", ls=":", lw=1)
         ax.set_title(layer)
         ax.set_xlabel("neuron rank")
-    axes[0][0].set_ylabel(ylabel)
-    axes[0][-1].legend(frameon=False)
+    for row in axes:
+        row[0].set_ylabel(ylabel)
+    for ax in flat[len(layers) :]:
+        ax.remove()
+    flat[0].legend(frameon=False)
     if suptitle:
-        fig.suptitle(suptitle)
+        fig.suptitle(_wrap(suptitle, fig))
     fig.tight_layout()
     return fig
 
@@ -81,7 +139,7 @@ def class_bars(
         ax.axhline(paper_mean, color=sns.color_palette()[3], ls="--", lw=1.2, label="paper mean")
     ax.set_ylabel(ylabel)
     ax.set_xlabel("target class y")
-    ax.set_title(title)
+    ax.set_title(_wrap(title, fig, 0.8))
     ax.tick_params(axis="x", rotation=30)
     ax.legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
@@ -106,17 +164,22 @@ def layer_lines(
     fig, ax = plt.subplots(figsize=(8, 3.4))
     order = list(dict.fromkeys(df[x]))
     d = df.assign(_pos=df[x].map({k: i for i, k in enumerate(order)}))
-    sns.lineplot(data=d, x="_pos", y=y, hue=hue, style=style, marker="o", ax=ax, errorbar="sd")
+    colours = palette(list(dict.fromkeys(d[hue])))
+    sns.lineplot(data=d, x="_pos", y=y, hue=hue, style=style, marker="o", ax=ax, errorbar="sd",
+                 palette=colours)  # fmt: skip
     if band is not None:
         b = band.assign(_pos=band[x].map({k: i for i, k in enumerate(order)}))
         for key, sub in b.groupby(hue) if hue in b else [("chance", b)]:
-            ax.fill_between(sub["_pos"], sub["lo"], sub["hi"], alpha=0.15, label=f"chance ({key})")
-    ax.set_xticks(range(len(order)), order, rotation=45, ha="right")
+            ax.fill_between(sub["_pos"], sub["lo"], sub["hi"], alpha=0.15, label=f"chance ({key})",
+                            color=colours.get(key, "grey"))  # fmt: skip
+    many = len(order) > 14  # e.g. conv1, relu1, …, relu13: upright labels would collide
+    ax.set_xticks(range(len(order)), order, rotation=90 if many else 45,
+                  ha="center" if many else "right", fontsize="small" if many else None)  # fmt: skip
     ax.set_xlabel(x)
     ax.set_ylabel(ylabel)
     if logy:
         ax.set_yscale("log")
-    ax.set_title(title)
+    ax.set_title(_wrap(title, fig, 0.8))
     ax.legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
@@ -137,12 +200,17 @@ def sweep(
     g = sns.relplot(
         data=df, x=x, y=y, hue=hue, style=style, col=col, kind="line", marker="o",
         errorbar="sd", height=3.0, aspect=1.2, facet_kws={"sharey": False},
+        palette=palette(list(dict.fromkeys(df[hue]))), col_wrap=2 if col else None,
     )  # fmt: skip
     g.set_axis_labels(xlabel, ylabel)
+    xs = sorted({float(v) for v in df[x]})
+    if len(xs) <= 10 and all(v == int(v) for v in xs):  # e.g. k ∈ {3, 6, 9, 13}: no 2.5, 7.5
+        for ax in g.axes.flat:
+            ax.set_xticks(xs, [f"{v:g}" for v in xs])
     if col:
         g.set_titles("{col_name}")
     if title:
-        g.figure.suptitle(title, y=1.03)
+        g.figure.suptitle(_wrap(title, g.figure), y=1.03)
     return g.figure
 
 
@@ -168,7 +236,7 @@ def image_grid(
             if i == 0 and col_labels and j < len(col_labels):
                 ax.set_title(col_labels[j], fontsize="small")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(_wrap(title, fig))
     fig.tight_layout()
     return fig
 
@@ -192,7 +260,7 @@ def accuracy_bars(
     s = summary.set_index(["method", "attack"])
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(attacks) + 2), 3.4))
     width = 0.8 / max(len(methods), 1)
-    colors = sns.color_palette(n_colors=len(methods))
+    colors = [palette(list(methods))[m] for m in methods]
     paper_drawn = False
     for j, m in enumerate(methods):
         xs, ys, es, px, py = [], [], [], [], []
@@ -216,7 +284,7 @@ def accuracy_bars(
     ax.set_ylabel("accuracy (%)")
     ax.set_xlabel("attack")
     ax.set_ylim(0, 100)
-    ax.set_title(title)
+    ax.set_title(_wrap(title, fig, 0.8))
     ax.legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
@@ -248,7 +316,7 @@ def group_strip(
                   linestyle="none", marker="_", markersize=20)  # fmt: skip
     ax.set_ylabel(ylabel)
     ax.set_xlabel(xlabel or x)
-    ax.set_title(title)
+    ax.set_title(_wrap(title, fig, 0.8))
     fig.tight_layout()
     return fig
 
@@ -274,7 +342,7 @@ def pgd_sweeps(
         **{"acc_pct": 100 * df["accuracy"], hue: df[hue].map(lambda v: hue_labels.get(v, v))}
     )
     order = list(dict.fromkeys(d[hue]))
-    colors = dict(zip(order, sns.color_palette(n_colors=len(order)), strict=True))
+    colors = palette(order)
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4), sharey=True)
     panels = (
         ("k", "k", f"PGD iterations k (ε = {eps_fixed:g}/255-paper)", steps_fixed),
@@ -296,7 +364,7 @@ def pgd_sweeps(
     axes[0].set_title("(a) accuracy vs k")
     axes[1].set_title("(b) accuracy vs ε")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(_wrap(title, fig))
     fig.tight_layout()
     return fig
 
@@ -322,7 +390,8 @@ def lambda_panels(
     ticks = ([0.0] if (df[x] == 0).any() else []) + pos
     for ax, (col, ylabel) in zip(axes, ys.items(), strict=True):
         last = ax is axes[len(ys) - 1]
-        sns.lineplot(data=df, x=x, y=col, hue=hue, marker="o", ax=ax, legend=last)
+        sns.lineplot(data=df, x=x, y=col, hue=hue, marker="o", ax=ax, legend=last,
+                     palette=palette(list(dict.fromkeys(df[hue]))))  # fmt: skip
         if mark is not None:
             m = df[df[mark]]
             ax.scatter(m[x], m[col], marker="*", s=220, color="black", zorder=5,
@@ -340,6 +409,38 @@ def lambda_panels(
     for ax in axes[len(ys) :]:
         ax.remove()
     if title:
-        fig.suptitle(title)
+        fig.suptitle(_wrap(title, fig))
+    fig.tight_layout()
+    return fig
+
+
+def forest(
+    comparisons: Mapping[str, pd.DataFrame], label: Mapping[str, str] | None = None, title: str = ""
+) -> plt.Figure:
+    """Paired tests as a forest plot: per comparison (one panel each) and attack, the pooled
+    accuracy difference A − B in points with its 95% paired-bootstrap interval; a filled
+    marker where the exact McNemar test is significant (``outcome`` better/worse), hollow
+    where it is not. ``comparisons`` maps a name ("SNS vs PAT") to a frame of
+    :func:`neurosens.analyses.stats.paired`; ``label`` names the attacks."""
+    label = label or {}
+    n = len(comparisons)
+    rows = max(len(p[p["rep"] == "pooled"]) for p in comparisons.values())
+    fig, axes = plt.subplots(
+        1, n, figsize=(min(4.2 * n, 9.0), 0.9 + 0.32 * rows), sharey=True, squeeze=False
+    )
+    for ax, (name, p) in zip(axes[0], comparisons.items(), strict=True):
+        pooled = p[p["rep"] == "pooled"].reset_index(drop=True)
+        ys = np.arange(len(pooled))[::-1]
+        for y, (_, r) in zip(ys, pooled.iterrows(), strict=True):
+            sig = r["outcome"] in ("better", "worse")
+            colour = {"better": _CB[2], "worse": _CB[3]}.get(r["outcome"], "grey")
+            ax.plot([100 * r["diff_lo"], 100 * r["diff_hi"]], [y, y], color=colour, lw=2)
+            ax.plot(100 * r["diff"], y, "o", color=colour, mfc=colour if sig else "white", ms=6)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(ys, [label.get(a, a) for a in pooled["attack"]])
+        ax.set_title(_wrap(name, fig, 0.9 / n), fontsize="medium")
+        ax.set_xlabel("difference A − B (points)")
+    if title:
+        fig.suptitle(_wrap(title, fig))
     fig.tight_layout()
     return fig

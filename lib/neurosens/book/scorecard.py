@@ -19,9 +19,13 @@ from neurosens.core.files import replace_block
 from neurosens.core.paths import project_root
 
 __all__ = [
+    "BADGES",
     "CLAIMS",
     "NOTEBOOK_GLOB",
+    "badge",
+    "claims_table",
     "collect_claims",
+    "notebook_doc",
     "summary_text",
     "write_intro_summary",
     "write_scorecard_page",
@@ -37,7 +41,7 @@ CLAIMS: dict[str, tuple[str, str]] = {
         "neuron sensitivity and importance are positively correlated (Spearman, per target)",
         "02",
     ),
-    "C2": ("Levenshtein similarity of Γ^y and Ω^y > chance", "02"),
+    "C2": (r"Levenshtein similarity of $\Gamma^y$ and $\Omega^y$ > chance", "02"),
     "C3": ("sensitive neurons' regions of interest drift more than vanilla neurons'", "02"),
     "C4": ("cross-target similarity of sensitive neurons falls with depth", "03"),
     "C5": ("suppressing sensitive neurons hurts clean accuracy faster than random ones", "04"),
@@ -120,28 +124,106 @@ def collect_claims(book_dir: Path | None = None) -> dict[str, dict[str, Any]]:
     return found
 
 
+#: a verdict as a coloured badge (sphinx-design roles)
+BADGES = {
+    "holds": "bdg-success",
+    "partly": "bdg-warning",
+    "does not hold": "bdg-danger",
+    "inconclusive": "bdg-secondary",
+    "untestable": "bdg-light",
+}
+
+
+def badge(verdict: str) -> str:
+    """``{bdg-success}`holds``` etc.: a verdict as a coloured badge."""
+    return f"{{{BADGES.get(verdict, 'bdg-light')}}}`{verdict}`"
+
+
+def notebook_doc(nb: str, book_dir: Path) -> tuple[str, str]:
+    """(file name, title) of the executed notebook ``nb`` ("06b-sns-readings.ipynb") or of
+    the first whose name starts with ``nb`` ("06b"); the title is its first heading."""
+    paths = [book_dir / nb] if nb.endswith(".ipynb") else sorted(book_dir.glob(f"{nb}-*.ipynb"))
+    for path in paths:
+        if not path.is_file():
+            continue
+        for c in json.loads(path.read_text(encoding="utf-8")).get("cells", []):
+            text = "".join(c.get("source", []))
+            if c.get("cell_type") == "markdown" and text.startswith("# "):
+                return path.name, text.splitlines()[0][2:].strip()
+        return path.name, path.stem
+    return (nb if nb.endswith(".ipynb") else f"{nb}.ipynb"), nb.removesuffix(".ipynb")
+
+
+def _section(cid: str, found: dict[str, dict[str, Any]], book_dir: Path) -> tuple[str, str]:
+    """Where claim ``cid`` is tested: the notebook that glued it, else the one planned."""
+    rec = found.get(cid)
+    return notebook_doc(rec["notebook"] if rec else CLAIMS[cid][1], book_dir)
+
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+
+def _claims_by_section(
+    found: dict[str, dict[str, Any]], book_dir: Path
+) -> dict[tuple[str, str], list[str]]:
+    """{(file name, title) of a section: its claims}, sections in book order."""
+    by: dict[tuple[str, str], list[str]] = {}
+    for cid in CLAIMS:
+        by.setdefault(_section(cid, found, book_dir), []).append(cid)
+    return dict(sorted(by.items()))
+
+
 def write_scorecard_page(path: Path | None = None) -> Path:
+    """``book/scorecard.md``: the claims grouped by the section (notebook) that tests them,
+    each with ours, the paper's and a verdict badge; each section's decision rules in a
+    dropdown below its table."""
     path = path or project_root() / "book" / "scorecard.md"
     found = collect_claims(path.parent)
-    rows = []
-    for cid, (claim, nb) in CLAIMS.items():
-        rec = found.get(cid)
-        if rec is None:
-            rows.append([cid, claim, "—", "—", "not yet run", f"notebook {nb} not executed"])
-        else:
-            rows.append(
-                [cid, claim, rec["ours"], rec["paper"], f"**{rec['verdict']}**", rec["why"]]
-            )
-    header = ["id", "claim", "ours", "paper", "verdict", "evidence"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
-    text = (
-        "# Claims scorecard\n\n"
+    parts = [
+        "# Claims scorecard\n",
         "Generated from the values the executed notebooks glue (`neurosens.book.scorecard`); "
-        "ours on the cpu profile, the paper's on CIFAR-10 VGG-16.\n\n" + "\n".join(lines) + "\n"
-    )
-    path.write_text(text, encoding="utf-8")
+        "ours on the cpu profile, the paper's on CIFAR-10 VGG-16. Each claim links to the "
+        "section that tests it; the rule that decided each verdict is in the dropdown below "
+        "its section's table.\n",
+    ]
+    for (doc, title), ids in _claims_by_section(found, path.parent).items():
+        parts.append(f"## [{title}]({doc})\n")
+        rows = ["| claim | ours | paper | verdict |", "|---|---|---|---|"]
+        rules = []
+        for cid in ids:
+            claim, _ = CLAIMS[cid]
+            rec = found.get(cid)
+            if rec is None:
+                rows.append(_md_row([f"**{cid}** {claim}", "—", "—", "not yet run"]))
+                continue
+            rows.append(
+                _md_row([f"**{cid}** {claim}", rec["ours"], rec["paper"], badge(rec["verdict"])])
+            )
+            rules.append(f"- **{cid}**: {rec['why']}")
+        parts.append("\n".join(rows) + "\n")
+        if rules:
+            parts.append(
+                ":::{dropdown} How each verdict was decided\n" + "\n".join(rules) + "\n:::\n"
+            )
+    path.write_text("\n".join(parts), encoding="utf-8")
     return path
+
+
+TABLE_START, TABLE_END = "<!-- claims-table:start -->", "<!-- claims-table:end -->"
+
+
+def claims_table(found: dict[str, dict[str, Any]], book_dir: Path) -> str:
+    """The intro's claims table: each claim in plain words, its verdict as a badge and a
+    link to the section that tests it (the numbers are on the scorecard and the pages)."""
+    rows = ["| claim | verdict | tested in |", "|---|---|---|"]
+    for (doc, title), ids in _claims_by_section(found, book_dir).items():
+        short = title.split(" (")[0]  # the heading without its "(Section …, Fig. …)"
+        for cid in ids:
+            rec = found.get(cid)
+            verdict = badge(rec["verdict"]) if rec else "not yet run"
+            rows.append(_md_row([f"**{cid}** {CLAIMS[cid][0]}", verdict, f"[{short}]({doc})"]))
+    return "\n".join(rows)
 
 
 #: the claim whose numbers an intro sentence quotes first, when it is in that group
@@ -207,7 +289,12 @@ def summary_text(found: dict[str, dict[str, Any]]) -> str:
 
 
 def write_intro_summary(path: Path | None = None) -> Path:
-    """Replace the block between the summary markers of ``book/intro.md``."""
+    """Replace the generated blocks of ``book/intro.md``: the claims table and the summary
+    between their marker lines."""
 
     path = path or project_root() / "book" / "intro.md"
-    return replace_block(path, START, END, summary_text(collect_claims(path.parent)))
+    found = collect_claims(path.parent)
+    text = path.read_text(encoding="utf-8")
+    if TABLE_START in text:
+        replace_block(path, TABLE_START, TABLE_END, claims_table(found, path.parent))
+    return replace_block(path, START, END, summary_text(found))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -167,7 +168,27 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+class _Stderr(logging.StreamHandler):
+    """A handler writing to whatever ``sys.stderr`` is when a message comes (tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def _log_to_stderr() -> None:
+    """The package's INFO messages (models loaded, cache hits) on stderr, once."""
+    log = logging.getLogger("neurosens")
+    if not any(getattr(h, "neurosens_cli_log", False) for h in log.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.neurosens_cli_log = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _log_to_stderr()
     parser = argparse.ArgumentParser(prog="python -m neurosens", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_, add, _run) in COMMANDS.items():

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +38,9 @@ from neurosens.store.artifacts import (
 )
 
 __all__ = ["CacheWarning", "cached", "compute_allowed", "to_jsonable"]
+
+#: hits and computations, at INFO: a log, never a page (the CLI shows INFO on stderr)
+log = logging.getLogger(__name__)
 
 
 class CacheWarning(UserWarning):
@@ -112,7 +116,7 @@ def cached(
                 warnings.warn(f"{msg}: recomputing it", CacheWarning, stacklevel=2)
             else:
                 if verbose:
-                    print(f"[cache] {name} for {run_id}: hit ({path.name})")
+                    log.info("[cache] %s for %s: hit (%s)", name, run_id, path.name)
                 return value
         elif not compute_allowed():
             raise ArtifactError(
@@ -120,7 +124,7 @@ def cached(
                 "(NEUROSENS_NO_COMPUTE): unset it and re-run to compute it"
             )
         if verbose:
-            print(f"[cache] {name} for {run_id}: computing")
+            log.info("[cache] %s for %s: computing", name, run_id)
         value = to_jsonable(compute())
         if check is not None:
             check(value)

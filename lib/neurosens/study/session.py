@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -54,13 +55,16 @@ class Session:
 
 
 def footer(run_ids: Iterable[str], started: float | None = None) -> Any:
-    """Markdown footer: run ids with config hashes and seeds, git SHA, device, wall time."""
+    """Markdown footer in a dropdown: run ids with config hashes, seeds and the git SHA each
+    was trained at, and the device and torch version that executed the page. Nothing that
+    changes from one execution to the next (wall time, the git SHA of the execution) is on
+    the page, so re-executing without a change in results leaves the notebook unchanged; the
+    wall time goes to the log and the book's git SHA to its intro page."""
     from IPython.display import Markdown  # IPython comes with the optional book extra
 
     store = ArtifactStore()
     prov = provenance()
-    # no "---" rule: a transition inside a cell output crashes docutils (Sphinx build)
-    lines = ["**Provenance.**"]
+    lines = [":::{dropdown} Provenance: the runs this page used"]
     for rid in run_ids:
         try:
             rec = store.record(rid)
@@ -70,9 +74,11 @@ def footer(run_ids: Iterable[str], started: float | None = None) -> Any:
             )
         except Exception as e:  # a footer must never hide the page
             lines.append(f"- `{rid}` — unavailable ({type(e).__name__})")
-    wall = f"{time.time() - started:.0f} s" if started else "n/a"
     lines.append(
-        f"- executed at git `{prov['git_sha'][:10]}` on {prov['device']} "
-        f"({prov['threads']} threads), torch {prov['versions']['torch']}; wall time {wall}"
+        f"- executed on {prov['device']} ({prov['threads']} threads), "
+        f"torch {prov['versions']['torch']}"
     )
+    lines.append(":::")
+    if started:
+        logging.getLogger(__name__).info("page executed in %.0f s", time.time() - started)
     return Markdown("\n".join(lines))

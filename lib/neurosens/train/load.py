@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
@@ -13,6 +15,8 @@ from neurosens.store.artifacts import ArtifactStore
 from neurosens.train.loop import train
 
 __all__ = ["load_model"]
+
+log = logging.getLogger(__name__)
 
 
 def load_model(
@@ -48,7 +52,7 @@ def load_model(
                 memory_format=memory_format,
             )
         elif progress:
-            print(f"loaded {run.run_id} from {display_path(store.root)}")
+            log.info("loaded %s from %s", run.run_id, display_path(store.root))
         run = run.run_id
     run_id = store.find(run)
     model = build_model(store.load_config(run_id))

@@ -1,0 +1,261 @@
+"""What a page shows besides figures: its tables, in one style, and notes in the theme's
+admonition boxes.
+
+:func:`table_html` is how every DataFrame on a page is rendered (:func:`use_table_style`,
+called by :func:`neurosens.book.notebook.setup`, registers it with IPython): no 0…n index,
+``True``/``False`` as yes/no, "mean ± sd" kept on one line, no pandas truncation, and a
+frame too wide for the page's content column transposed when that makes it fit, else set
+in the compact style.
+
+``masking_note(tables.warnings_frame(results))`` turns the gradient-masking self-checks
+(:mod:`neurosens.evaluation.checks`) of a page's evaluations into one warning box that
+lists each model and the check that fired, or a note that none did; the raw
+``GradientMaskingWarning`` lines never reach the page (:func:`neurosens.book.notebook.setup`).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from neurosens.analyses.tables import LABELS
+
+__all__ = [
+    "admonition",
+    "human",
+    "masking_note",
+    "min_width",
+    "paired_view",
+    "table_html",
+    "use_table_style",
+]
+
+#: the content column of a page at 1400 px (sphinx-book-theme), in px
+COLUMN_PX = 760
+#: width of one character of table text (0.8 rem, the theme's font) and a cell's padding, px
+CHAR_PX, CELL_PAD_PX = 8.0, 16
+#: the same in the compact style (0.7 rem)
+COMPACT_CHAR_PX, COMPACT_PAD_PX = 7.0, 10
+
+
+#: method names as the pages write them
+METHODS = {
+    "vanilla": "Vanilla", "pat": "PAT", "alp": "ALP", "sns": "SNS", "cas": "CAS", "anp": "ANP",
+    "sns_all": "SNS_all", "sns_rand": "SNS_rand", "sns_dyn": "SNS_dyn",
+}  # fmt: skip
+_PATTERNS = (
+    (re.compile(r"^pgd_eps(\d+)$"), "ℓ∞ PGD, ε = {}/255"),
+    (re.compile(r"^gauss_s(\d)$"), "Gaussian noise, severity {}"),
+)
+_P_COLUMN = re.compile(r"^p(_value|_max|_min|_sign|_[a-z]+)?$")
+
+
+def human(text: str) -> str:
+    """A registry or method name as a reader reads it (``pgd_eps2`` → "ℓ∞ PGD, ε = 2/255",
+    ``pgd_linf`` → "ℓ∞ PGD", ``sns`` → "SNS"); other text unchanged."""
+    if text in LABELS:
+        return LABELS[text]
+    if text in METHODS:
+        return METHODS[text]
+    for pattern, fmt in _PATTERNS:
+        m = pattern.match(text)
+        if m:
+            return fmt.format(m.group(1))
+    return text
+
+
+def _header(name: str) -> str:
+    h = human(name)
+    return h.replace("_", " ") if h == name and re.fullmatch(r"[a-z0-9_]+", name) else h
+
+
+def _p_value(v: Any) -> str:
+    if isinstance(v, (float, np.floating)) and not math.isnan(v):
+        return "< 0.001" if v < 0.001 else f"{v:.3f}"
+    return _cell(v)
+
+
+def _number(v: float) -> str:
+    """A float as a reader wants it: no float noise, at most 4 significant digits."""
+    if math.isnan(v):
+        return "—"
+    a = abs(v)
+    if v == int(v) and a < 1e6:
+        return str(int(v))
+    if a >= 100:
+        return f"{v:.1f}"
+    if a >= 1:
+        return f"{v:.4g}"
+    return f"{v:.3g}" if a >= 0.001 else f"{v:.1e}"
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (float, np.floating)):
+        return _number(float(v))
+    if v is None:
+        return "—"
+    text = human(str(v))
+    return text.replace(" ± ", "\u00a0±\u00a0")  # a mean and its sd stay on one line
+
+
+def _prepared(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    if isinstance(out.index, pd.RangeIndex):
+        out = out.reset_index(drop=True)
+    else:  # row labels are content: keep them as the first column(s)
+        out = out.rename_axis([n or "" for n in out.index.names]).reset_index()
+    if isinstance(out.columns, pd.MultiIndex):
+        out.columns = [" · ".join(human(str(c)) for c in col if str(c)) for col in out.columns]
+    cols = [str(c) for c in out.columns]
+    heads = [_header(c) for c in cols]
+    if len(set(heads)) < len(heads):  # two names with one label: keep the names
+        heads = cols
+    data = [
+        out.iloc[:, i].map(_p_value if _P_COLUMN.match(c) else _cell) for i, c in enumerate(cols)
+    ]
+    return pd.DataFrame(dict(zip(range(len(cols)), data, strict=True))).set_axis(heads, axis=1)
+
+
+def min_width(df: pd.DataFrame, char_px: float = CHAR_PX, pad_px: float = CELL_PAD_PX) -> float:
+    """The narrowest a browser can lay ``df`` out (px): per column, its longest word (header
+    or cell; text wraps at spaces only), summed."""
+    return sum(_col_width(df, c, char_px, pad_px) for c in df.columns)
+
+
+def _col_width(df: pd.DataFrame, col: str, char_px: float, pad_px: float) -> float:
+    words = [w for v in [col, *df[col].tolist()] for w in str(v).split(" ")]
+    return max((len(w) for w in words), default=1) * char_px + pad_px
+
+
+def _split(t: pd.DataFrame, column_px: float) -> list[pd.DataFrame]:
+    """Column groups of ``t`` that each fit ``column_px`` in the compact style, the first
+    column (the row label) repeated in every group."""
+    key, rest = t.columns[0], list(t.columns[1:])
+    key_w = _col_width(t, key, COMPACT_CHAR_PX, COMPACT_PAD_PX)
+    groups: list[list[str]] = [[]]
+    used = key_w
+    for c in rest:
+        w = _col_width(t, c, COMPACT_CHAR_PX, COMPACT_PAD_PX)
+        if groups[-1] and used + w > column_px:
+            groups.append([])
+            used = key_w
+        groups[-1].append(c)
+        used += w
+    return [t[[key, *g]] for g in groups]
+
+
+def table_html(df: pd.DataFrame, column_px: float = COLUMN_PX) -> str:
+    """``df`` as the book's table (see the module doc): as it is when it fits the content
+    column, else transposed when that is narrower, else in the compact style, else split
+    into column groups that each fit."""
+    t = _prepared(df)
+    parts = [t]
+    compact = False
+    if min_width(t) > column_px:
+        flipped = _prepared(df.T) if len(df) < len(df.columns) else None
+        if flipped is not None and min_width(flipped) < min_width(t):
+            t = parts[0] = flipped
+        compact = min_width(t) > column_px
+        if compact and min_width(t, COMPACT_CHAR_PX, COMPACT_PAD_PX) > column_px:
+            parts = _split(t, column_px)
+    cls = "ns-table ns-compact" if compact else "ns-table"
+    body = "".join(p.to_html(index=False, border=0, escape=True) for p in parts)
+    return f'<div class="{cls}">{body}</div>'
+
+
+def use_table_style() -> None:
+    """Render every DataFrame a page shows with :func:`table_html` (inside IPython only)."""
+    try:
+        from IPython import get_ipython  # lazy: the optional [book] extra
+    except ImportError:  # pragma: no cover
+        return
+    ip = get_ipython()
+    if ip is not None:
+        ip.display_formatter.formatters["text/html"].for_type(pd.DataFrame, table_html)
+
+
+def admonition(kind: str, title: str, items: list[str], text: str = "") -> Any:
+    """An HTML admonition box of the book's theme (``kind``: note, warning, …) with a
+    title, an optional paragraph and a bullet list (items are escaped)."""
+    from IPython.display import HTML  # lazy: the optional [book] extra
+
+    body = f"<p>{html.escape(text)}</p>" if text else ""
+    if items:
+        body += "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>"
+    return HTML(
+        f'<div class="admonition {kind}"><p class="admonition-title">{html.escape(title)}</p>'
+        f"{body}</div>"
+    )
+
+
+def masking_note(frame: pd.DataFrame) -> Any:
+    """One box for the gradient-masking self-checks of a page (a
+    :func:`neurosens.analyses.tables.warnings_frame`): each model (row label and seed), the
+    check and its message; a note when no check fired."""
+    if frame.empty:
+        return admonition(
+            "note",
+            "Gradient-masking self-checks",
+            [],
+            "No self-check fired on any model of this page: no clean image has an exactly-zero "
+            "input gradient, no black-box attack beats the strongest white-box one, and ℓ∞ PGD "
+            "at ε = 1 leaves at most 10% correct.",
+        )
+    items = [
+        f"{r['method']}, seed {r['rep']} — {r['check']}: {r['message'].split(':', 1)[-1].strip()}"
+        for _, r in frame.iterrows()
+    ]
+    return admonition(
+        "warning",
+        f"Gradient-masking self-checks fired on {len(frame)} evaluation(s)",
+        items,
+        "A fired check flags a pattern that gradient masking produces: that model's white-box "
+        "accuracy may overstate its robustness, and the stronger black-box column is the "
+        "tighter bound.",
+    )
+
+
+#: the columns of a paired-test frame a reader needs, in order
+PAIRED_COLUMNS = ["attack", "rep", "n", "acc_a", "acc_b", "diff", "diff_lo", "diff_hi", "p_value",
+                  "outcome"]  # fmt: skip
+
+
+def paired_view(comparisons: Mapping[str, pd.DataFrame], title: str = "") -> Any:
+    """Paired tests as a reader wants them: a forest plot of the pooled differences with
+    their intervals (:func:`neurosens.book.plots.forest`), and every row (per seed and
+    pooled) in a dropdown below it."""
+    import matplotlib.pyplot as plt  # lazy: plotting is for the pages only
+    from IPython.display import HTML  # lazy: the optional [book] extra
+
+    from neurosens.book.plots import forest
+
+    fig = forest(comparisons, LABELS, title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    png = base64.b64encode(buf.getvalue()).decode("ascii")
+    frames = []
+    for name, p in comparisons.items():
+        f = p[[c for c in PAIRED_COLUMNS if c in p.columns]].copy()
+        for c in ("acc_a", "acc_b", "diff", "diff_lo", "diff_hi"):
+            if c in f:
+                f[c] = (100 * f[c]).round(1)
+        frames.append(f.assign(comparison=name)[["comparison", *f.columns]])
+    table = table_html(pd.concat(frames, ignore_index=True))
+    return HTML(
+        f'<img class="ns-figure" alt="{html.escape(title or "paired tests")}" '
+        f'src="data:image/png;base64,{png}">'
+        '<details class="ns-details"><summary>Every paired test (per seed and pooled; '
+        "accuracies and differences in %, exact McNemar p)</summary>"
+        f"{table}</details>"
+    )
