@@ -75,3 +75,15 @@ def test_paired_view_draws_the_pooled_differences_and_folds_every_row():
     details = html.split("<details", 1)[1]
     assert details.count("<tr>") == 2 * 3  # (2 seeds + pooled) × 2 attacks
     assert ">ℓ∞ PGD<" in details and ">SNS vs PAT<" in details
+
+
+def test_frames_with_row_labels_and_multi_columns_render_even_when_transposed():
+    long = pd.DataFrame(
+        [(b, a, m, 50.0 + i) for i, (b, a, m) in enumerate(
+            (b, a, m) for b in (1.0, 0.5) for a in ("clean", "fgsm") for m in ("A", "B"))],
+        columns=["beta", "attack", "model", "accuracy"],
+    )  # fmt: skip
+    piv = long.pivot_table(index="beta", columns=["attack", "model"], values="accuracy")
+    assert ">clean · A<" in display.table_html(piv) and ">FGSM · B<" in display.table_html(piv)
+    wide = pd.DataFrame([[1.0] * 30], index=pd.Index(["x"], name=""), columns=[""] + ["c"] * 29)
+    assert display.table_html(wide).count("<table") >= 1  # a name clash never fails

@@ -44,6 +44,8 @@ def test_collect_and_pages(tmp_path):
     text = scorecard.write_intro_summary(intro).read_text()
     assert "STALE" not in text and "OLD" not in text and text.endswith("tail\n")
     assert "| **C10** SNS beats" in text
+    tally = "{bdg-success}`holds` 1 · {bdg-warning}`partly` 1 · {bdg-danger}`does not hold` 1."
+    assert tally in text
     assert "{bdg-danger}`does not hold` | [06-b](06-b.ipynb) |" in text
     assert "1 hold at our scale (C1)" in text and "ours r 0.4" in text
     assert "1 do not hold (C10)" in text and "ours SNS 70.1%" in text  # headline quoted

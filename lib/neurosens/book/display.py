@@ -110,12 +110,19 @@ def _cell(v: Any) -> str:
 
 def _prepared(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
-    if isinstance(out.index, pd.RangeIndex):
-        out = out.reset_index(drop=True)
-    else:  # row labels are content: keep them as the first column(s)
-        out = out.rename_axis([n or "" for n in out.index.names]).reset_index()
     if isinstance(out.columns, pd.MultiIndex):
         out.columns = [" · ".join(human(str(c)) for c in col if str(c)) for col in out.columns]
+    else:
+        out.columns = [str(c) for c in out.columns]
+    if not isinstance(out.index, pd.RangeIndex):  # row labels are content: a first column
+        labels = [" · ".join(map(str, v)) if isinstance(v, tuple) else str(v) for v in out.index]
+        name = " · ".join(str(n) for n in out.index.names if n is not None)
+        while name in set(out.columns):
+            name += " "
+        out = out.reset_index(drop=True)
+        out.insert(0, name, labels)
+    else:
+        out = out.reset_index(drop=True)
     cols = [str(c) for c in out.columns]
     heads = [_header(c) for c in cols]
     if len(set(heads)) < len(heads):  # two names with one label: keep the names
@@ -129,29 +136,29 @@ def _prepared(df: pd.DataFrame) -> pd.DataFrame:
 def min_width(df: pd.DataFrame, char_px: float = CHAR_PX, pad_px: float = CELL_PAD_PX) -> float:
     """The narrowest a browser can lay ``df`` out (px): per column, its longest word (header
     or cell; text wraps at spaces only), summed."""
-    return sum(_col_width(df, c, char_px, pad_px) for c in df.columns)
+    return sum(_col_width(df, i, char_px, pad_px) for i in range(df.shape[1]))
 
 
-def _col_width(df: pd.DataFrame, col: str, char_px: float, pad_px: float) -> float:
-    words = [w for v in [col, *df[col].tolist()] for w in str(v).split(" ")]
+def _col_width(df: pd.DataFrame, i: int, char_px: float, pad_px: float) -> float:
+    """Width (px) of column ``i`` of ``df``: its longest word, header or cell."""
+    words = [w for v in [df.columns[i], *df.iloc[:, i].tolist()] for w in str(v).split(" ")]
     return max((len(w) for w in words), default=1) * char_px + pad_px
 
 
 def _split(t: pd.DataFrame, column_px: float) -> list[pd.DataFrame]:
     """Column groups of ``t`` that each fit ``column_px`` in the compact style, the first
     column (the row label) repeated in every group."""
-    key, rest = t.columns[0], list(t.columns[1:])
-    key_w = _col_width(t, key, COMPACT_CHAR_PX, COMPACT_PAD_PX)
-    groups: list[list[str]] = [[]]
+    key_w = _col_width(t, 0, COMPACT_CHAR_PX, COMPACT_PAD_PX)
+    groups: list[list[int]] = [[]]
     used = key_w
-    for c in rest:
-        w = _col_width(t, c, COMPACT_CHAR_PX, COMPACT_PAD_PX)
+    for i in range(1, t.shape[1]):
+        w = _col_width(t, i, COMPACT_CHAR_PX, COMPACT_PAD_PX)
         if groups[-1] and used + w > column_px:
             groups.append([])
             used = key_w
-        groups[-1].append(c)
+        groups[-1].append(i)
         used += w
-    return [t[[key, *g]] for g in groups]
+    return [t.iloc[:, [0, *g]] for g in groups]
 
 
 def table_html(df: pd.DataFrame, column_px: float = COLUMN_PX) -> str:

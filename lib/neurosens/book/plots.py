@@ -139,8 +139,8 @@ def class_bars(
         ax.axhline(paper_mean, color=sns.color_palette()[3], ls="--", lw=1.2, label="paper mean")
     ax.set_ylabel(ylabel)
     ax.set_xlabel("target class y")
-    ax.set_title(_wrap(title, fig, 0.8))
-    ax.tick_params(axis="x", rotation=30)
+    ax.set_title(_wrap(title, fig, 0.6))
+    plt.setp(ax.get_xticklabels(), rotation=40, ha="right", rotation_mode="anchor")
     ax.legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
@@ -179,7 +179,7 @@ def layer_lines(
     ax.set_ylabel(ylabel)
     if logy:
         ax.set_yscale("log")
-    ax.set_title(_wrap(title, fig, 0.8))
+    ax.set_title(_wrap(title, fig, 0.6))
     ax.legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
@@ -195,8 +195,11 @@ def sweep(
     col: str | None = None,
     title: str = "",
     style: str | None = None,
+    xscale: str = "linear",
 ) -> plt.Figure:
-    """Figs. 9, 15, 16: accuracy against a swept parameter; mean ± sd over seeds/draws."""
+    """Figs. 9, 15, 16: accuracy against a swept parameter; mean ± sd over seeds/draws.
+    ``xscale="symlog"`` for λ: log-spaced values stay apart and λ = 0 (the control) sits
+    beside them; few integer x values (k ∈ {3, 6, 9, 13}) get exactly those ticks."""
     g = sns.relplot(
         data=df, x=x, y=y, hue=hue, style=style, col=col, kind="line", marker="o",
         errorbar="sd", height=3.0, aspect=1.2, facet_kws={"sharey": False},
@@ -204,8 +207,13 @@ def sweep(
     )  # fmt: skip
     g.set_axis_labels(xlabel, ylabel)
     xs = sorted({float(v) for v in df[x]})
-    if len(xs) <= 10 and all(v == int(v) for v in xs):  # e.g. k ∈ {3, 6, 9, 13}: no 2.5, 7.5
-        for ax in g.axes.flat:
+    pos = [v for v in xs if v > 0]
+    for ax in g.axes.flat:
+        if xscale == "symlog" and pos:
+            ax.set_xscale("symlog", linthresh=min(pos))
+            ax.set_xticks(xs, [f"{v:g}" for v in xs])
+            ax.minorticks_off()
+        elif len(xs) <= 10 and all(v == int(v) for v in xs):  # k ∈ {3, 6, 9, 13}: no 2.5
             ax.set_xticks(xs, [f"{v:g}" for v in xs])
     if col:
         g.set_titles("{col_name}")
@@ -284,7 +292,7 @@ def accuracy_bars(
     ax.set_ylabel("accuracy (%)")
     ax.set_xlabel("attack")
     ax.set_ylim(0, 100)
-    ax.set_title(_wrap(title, fig, 0.8))
+    ax.set_title(_wrap(title, fig, 0.6))
     ax.legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
@@ -316,7 +324,7 @@ def group_strip(
                   linestyle="none", marker="_", markersize=20)  # fmt: skip
     ax.set_ylabel(ylabel)
     ax.set_xlabel(xlabel or x)
-    ax.set_title(_wrap(title, fig, 0.8))
+    ax.set_title(_wrap(title, fig, 0.6))
     fig.tight_layout()
     return fig
 
@@ -360,7 +368,10 @@ def pgd_sweeps(
                            edgecolor="black", zorder=4, label=lab)  # fmt: skip
         ax.set_xlabel(xlabel)
         ax.set_ylabel("ℓ∞ PGD accuracy (%)")
-        ax.legend(frameon=False, fontsize="x-small")
+        ax.get_legend().remove()
+    handles, labels = axes[1].get_legend_handles_labels()
+    axes[1].legend(handles, labels, frameon=False, fontsize="small", loc="upper left",
+                   bbox_to_anchor=(1.0, 1.0))  # fmt: skip
     axes[0].set_title("(a) accuracy vs k")
     axes[1].set_title("(b) accuracy vs ε")
     if title:

@@ -129,7 +129,7 @@ BADGES = {
     "holds": "bdg-success",
     "partly": "bdg-warning",
     "does not hold": "bdg-danger",
-    "inconclusive": "bdg-secondary",
+    "inconclusive": "bdg-muted",
     "untestable": "bdg-light",
 }
 
@@ -216,7 +216,12 @@ TABLE_START, TABLE_END = "<!-- claims-table:start -->", "<!-- claims-table:end -
 def claims_table(found: dict[str, dict[str, Any]], book_dir: Path) -> str:
     """The intro's claims table: each claim in plain words, its verdict as a badge and a
     link to the section that tests it (the numbers are on the scorecard and the pages)."""
-    rows = ["| claim | verdict | tested in |", "|---|---|---|"]
+    run = [found[c]["verdict"] for c in CLAIMS if c in found]
+    tally = " · ".join(f"{badge(v)} {run.count(v)}" for v in VERDICTS if run.count(v))
+    head = f"Of the {len(CLAIMS)} claims: {tally}." + (
+        f" Not yet run: {len(CLAIMS) - len(run)}." if len(run) < len(CLAIMS) else ""
+    )
+    rows = [head, "", "| claim | verdict | tested in |", "|---|---|---|"]
     for (doc, title), ids in _claims_by_section(found, book_dir).items():
         short = title.split(" (")[0]  # the heading without its "(Section …, Fig. …)"
         for cid in ids:
