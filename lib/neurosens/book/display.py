@@ -69,6 +69,9 @@ def human(text: str) -> str:
         m = pattern.match(text)
         if m:
             return fmt.format(m.group(1))
+    first, _, rest = text.partition(" ")
+    if first in LABELS and re.fullmatch(r"[kε]=\S+", rest):  # "pgd_linf k=3" → "ℓ∞ PGD, k = 3"
+        return f"{LABELS[first]}, {rest.replace('=', ' = ')}"
     return text
 
 
@@ -181,14 +184,17 @@ def table_html(df: pd.DataFrame, column_px: float = COLUMN_PX) -> str:
 
 
 def use_table_style() -> None:
-    """Render every DataFrame a page shows with :func:`table_html` (inside IPython only)."""
+    """Render every DataFrame (and Series) a page shows with :func:`table_html` (inside
+    IPython only)."""
     try:
         from IPython import get_ipython  # lazy: the optional [book] extra
     except ImportError:  # pragma: no cover
         return
     ip = get_ipython()
     if ip is not None:
-        ip.display_formatter.formatters["text/html"].for_type(pd.DataFrame, table_html)
+        html_fmt = ip.display_formatter.formatters["text/html"]
+        html_fmt.for_type(pd.DataFrame, table_html)
+        html_fmt.for_type(pd.Series, lambda s: table_html(s.to_frame()))
 
 
 def admonition(kind: str, title: str, items: list[str], text: str = "") -> Any:
@@ -246,7 +252,8 @@ def paired_view(comparisons: Mapping[str, pd.DataFrame], title: str = "") -> Any
 
     from neurosens.book.plots import forest
 
-    fig = forest(comparisons, LABELS, title)
+    attacks = {a for p in comparisons.values() for a in p["attack"]}
+    fig = forest(comparisons, {a: human(str(a)) for a in attacks}, title)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)

@@ -211,14 +211,15 @@ def sweep(
     for ax in g.axes.flat:
         if xscale == "symlog" and pos:
             ax.set_xscale("symlog", linthresh=min(pos))
-            ax.set_xticks(xs, [f"{v:g}" for v in xs])
+            ax.set_xticks(xs, [f"{v:g}" for v in xs], rotation=45)
             ax.minorticks_off()
         elif len(xs) <= 10 and all(v == int(v) for v in xs):  # k ∈ {3, 6, 9, 13}: no 2.5
             ax.set_xticks(xs, [f"{v:g}" for v in xs])
     if col:
         g.set_titles("{col_name}")
     if title:
-        g.figure.suptitle(_wrap(title, g.figure), y=1.03)
+        g.figure.suptitle(_wrap(title, g.figure))
+        g.figure.tight_layout()
     return g.figure
 
 
@@ -289,6 +290,8 @@ def accuracy_bars(
                        label=None if paper_drawn else "paper (CIFAR-10)")  # fmt: skip
             paper_drawn = True
     ax.set_xticks(range(len(attacks)), [attack_labels.get(a, a) for a in attacks])
+    if len(attacks) > 6:  # labels of eight or more attacks would touch
+        plt.setp(ax.get_xticklabels(), rotation=30, ha="right", rotation_mode="anchor")
     ax.set_ylabel("accuracy (%)")
     ax.set_xlabel("attack")
     ax.set_ylim(0, 100)
