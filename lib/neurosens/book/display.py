@@ -55,7 +55,7 @@ _PATTERNS = (
     (re.compile(r"^pgd_eps(\d+)$"), "ℓ∞ PGD, ε = {}/255"),
     (re.compile(r"^gauss_s(\d)$"), "Gaussian noise, severity {}"),
 )
-_P_COLUMN = re.compile(r"^p(_value|_max|_min|_sign|_[a-z]+)?$")
+_P_COLUMN = re.compile(r"^p(_[a-z_]+)?$")
 
 
 def human(text: str) -> str:
@@ -75,9 +75,19 @@ def human(text: str) -> str:
     return text
 
 
+#: words of snake_case column names as a table header writes them
+_WORDS = {
+    "pct": "%", "rho": "ρ", "n": "N", "l2": "ℓ2", "linf": "ℓ∞", "sigma": "σ", "lam": "λ",
+    "lambda": "λ", "eps": "ε", "std": "sd", "val": "validation", "lo": "low", "hi": "high",
+    "pgd": "PGD", "fgsm": "FGSM", "cw": "C&W", "iou": "IoU", "sns": "SNS", "pat": "PAT",
+}  # fmt: skip
+
+
 def _header(name: str) -> str:
     h = human(name)
-    return h.replace("_", " ") if h == name and re.fullmatch(r"[a-z0-9_]+", name) else h
+    if h != name or not re.fullmatch(r"[a-z0-9_]+", name):
+        return h
+    return " ".join(_WORDS.get(w, w) for w in name.split("_"))
 
 
 def _p_value(v: Any) -> str:

@@ -179,10 +179,22 @@ def layer_lines(
     ax.set_ylabel(ylabel)
     if logy:
         ax.set_yscale("log")
-    ax.set_title(_wrap(title, fig, 0.6))
-    ax.legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title(_wrap(title, fig, 0.8))
+    _legend_outside(ax)
     fig.tight_layout()
     return fig
+
+
+def _legend_outside(ax: plt.Axes) -> None:
+    """The legend beside the axes, or below them when its labels are long (a legend of
+    long labels beside the data would take half the figure's width)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if max((len(x) for x in labels), default=0) > 24:
+        ax.legend(handles, labels, frameon=False, fontsize="small", loc="upper left",
+                  bbox_to_anchor=(0.0, -0.32), ncol=1)  # fmt: skip
+    else:
+        ax.legend(handles, labels, frameon=False, fontsize="small", loc="upper left",
+                  bbox_to_anchor=(1.0, 1.0))  # fmt: skip
 
 
 def sweep(
