@@ -48,7 +48,7 @@ def test_sentence_names_masking_only_when_the_numbers_show_it():
         text = ra.standard_aa_sentence(t, vs)
         assert ("gradient masking" in text) is masked
         assert ("hides no masking" in text) is not masked
-        assert "vs its control" in text and "vs PAT" in text
+        assert "against its control, " in text and "against PAT, " in text
 
 
 def test_comparisons_use_standard_autoattack_flags():
@@ -56,3 +56,17 @@ def test_comparisons_use_standard_autoattack_flags():
     vs = ra.standard_aa_comparisons(df, std, "r7_r4", 0.05)
     assert vs["its control"]["diff"] == -0.2 and vs["its control"]["p_value"] < 0.001
     assert vs["PAT"]["diff"] == -0.2
+
+
+def test_near_pat_and_verdict_count():
+    from neurosens.analyses.claims import Claim
+
+    rows = [
+        tidy_row(m, 0, "pgd_linf", "pgd_linf", "pgd_linf", _flags(k))
+        for m, k in (("r1", 30), ("r3", 370), ("r4", 380), ("pat", 375))
+    ]
+    df = pd.DataFrame(rows)
+    assert ra.near_pat(df, ["r1", "r3", "r4"]) == ["r3", "r4"]
+    verdicts = {n: Claim("x", "p", v, "w") for n, v in (("r3", "does not hold"), ("r4", "partly"))}
+    assert ra.verdict_count(verdicts, ["r3"]).startswith("does not hold in 1 of 1 (R3")
+    assert ra.verdict_count(verdicts, []) == "no reading to judge"

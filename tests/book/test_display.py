@@ -87,3 +87,12 @@ def test_frames_with_row_labels_and_multi_columns_render_even_when_transposed():
     assert ">clean · A<" in display.table_html(piv) and ">FGSM · B<" in display.table_html(piv)
     wide = pd.DataFrame([[1.0] * 30], index=pd.Index(["x"], name=""), columns=[""] + ["c"] * 29)
     assert display.table_html(wide).count("<table") >= 1  # a name clash never fails
+
+
+def test_a_transposed_table_is_headed_by_its_row_labels():
+    rows = pd.DataFrame(
+        [{"reading": f"R{i} reading", **{f"column number {j}": "x" * 9 for j in range(12)}}
+         for i in range(3)]
+    )  # fmt: skip
+    html = display.table_html(rows)
+    assert "<th>R0 reading</th>" in html and "<th>0</th>" not in html

@@ -47,6 +47,7 @@ __all__ = [
     "headline_numbers",
     "most_favourable",
     "n_helped_on_validation",
+    "near_pat",
     "reading_frame",
     "reading_table",
     "rescaling_audit",
@@ -62,6 +63,7 @@ __all__ = [
     "sweep_frame",
     "training_cost",
     "validation_order",
+    "verdict_count",
     "wins_over",
 ]
 
@@ -165,9 +167,14 @@ def headline(verdicts: Mapping[str, Claim], order: Sequence[str]) -> tuple[str, 
     return n, claims.Claim(f"{R.READINGS[n].label}: {c.ours}", c.paper, c.verdict, c.why)
 
 
+def _points(v: float) -> str:
+    """A difference of fractions in signed points, one decimal, never "-0.0"."""
+    return f"{round(100 * float(v), 1) + 0.0:+.1f}"
+
+
 def _interval(r: pd.Series) -> str:
     return (
-        f"{100 * r['diff']:+.1f} [{100 * r['diff_lo']:+.1f}, {100 * r['diff_hi']:+.1f}], "
+        f"{_points(r['diff'])} [{_points(r['diff_lo'])}, {_points(r['diff_hi'])}], "
         f"{_p(r['p_value'])}"
     )
 
@@ -258,6 +265,33 @@ def c25_by_reading(
                 "gain is the SNS term's",
             )
     return out
+
+
+def near_pat(df: pd.DataFrame, names: Sequence[str], margin: float = 5.0,
+             key: str = "pgd_linf") -> list[str]:  # fmt: skip
+    """The readings whose chosen model comes within ``margin`` points of PAT (same seeds)
+    under ``key``: the readings that reach PAT's robustness."""
+    out = []
+    for n in names:
+        d = df[df["method"] == n]
+        if d.empty:
+            continue
+        reps = set(d["rep"])
+        pat = df[(df["method"] == "pat") & df["rep"].isin(reps) & (df["attack"] == key)]
+        own = d[d["attack"] == key]
+        if 100 * (own["accuracy"].mean() - pat["accuracy"].mean()) >= -margin:
+            out.append(n)
+    return out
+
+
+def verdict_count(verdicts: Mapping[str, Claim], names: Sequence[str]) -> str:
+    """ "does not hold in 4 of 4 (R3 …, R4 …)": the most common verdict among ``names``."""
+    if not names:
+        return "no reading to judge"
+    vs = [verdicts[n].verdict for n in names]
+    top = max(VERDICT_RANK, key=vs.count)
+    which = ", ".join(R.READINGS[n].label for n in names if verdicts[n].verdict == top)
+    return f"{top} in {vs.count(top)} of {len(vs)} ({which})"
 
 
 def validation_order(sweeps: pd.DataFrame) -> list[str]:
@@ -539,11 +573,11 @@ def standard_aa_sentence(table: pd.DataFrame, vs: Mapping[str, pd.Series]) -> st
             "images than of the other models': a sign of gradient masking that the gradient "
             "attacks miss"
         )
-    comps = "; ".join(f"vs {k}: {_interval(r)}" for k, r in vs.items())
+    comps = "; against ".join(f"{k}, {_interval(r)}" for k, r in vs.items())
     return (
         f"FAB-T and Square break {sns_extra:.1f} points of the SNS model's images that APGD-CE "
         f"and APGD-T left correct (at most {other:.1f} for its control and PAT): {kind}. Under "
-        f"standard AutoAttack the SNS model differs from its control and PAT by {comps}."
+        f"standard AutoAttack, the SNS model minus the other model, in points: against {comps}."
     )
 
 

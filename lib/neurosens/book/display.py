@@ -174,6 +174,16 @@ def _split(t: pd.DataFrame, column_px: float) -> list[pd.DataFrame]:
     return [t.iloc[:, [0, *g]] for g in groups]
 
 
+def _transposed(df: pd.DataFrame) -> pd.DataFrame:
+    """``df.T``, with the first column's values as the new header when they name the rows
+    (a 0…n index would otherwise become the header)."""
+    first = df.iloc[:, 0] if df.shape[1] > 1 else None
+    labels = first is not None and not pd.api.types.is_numeric_dtype(first) and first.is_unique
+    if isinstance(df.index, pd.RangeIndex) and labels:
+        return df.set_index(df.columns[0]).T
+    return df.T
+
+
 def table_html(df: pd.DataFrame, column_px: float = COLUMN_PX) -> str:
     """``df`` as the book's table (see the module doc): as it is when it fits the content
     column, else transposed when that is narrower, else in the compact style, else split
@@ -182,7 +192,7 @@ def table_html(df: pd.DataFrame, column_px: float = COLUMN_PX) -> str:
     parts = [t]
     compact = False
     if min_width(t) > column_px:
-        flipped = _prepared(df.T) if len(df) < len(df.columns) else None
+        flipped = _prepared(_transposed(df)) if len(df) < len(df.columns) else None
         if flipped is not None and min_width(flipped) < min_width(t):
             t = parts[0] = flipped
         compact = min_width(t) > column_px

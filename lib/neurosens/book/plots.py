@@ -52,7 +52,8 @@ METHOD_COLOURS: dict[str, tuple[float, float, float]] = {
 def palette(names: Sequence[str]) -> dict[str, tuple[float, float, float]]:
     """``{name: colour}``: a method's fixed colour (:data:`METHOD_COLOURS`, matched on the
     name or on the text before its first space or " (", e.g. "PAT seed 0"), else the next
-    colour of the colourblind palette that no method of ``names`` holds."""
+    colour of the colourblind palette that no method of ``names`` holds (a reading of SNS
+    beside Vanilla and PAT takes SNS's green; never a colour already in the figure)."""
     out: dict[str, tuple[float, float, float]] = {}
     for n in names:
         key = str(n).split(" (")[0]
@@ -63,7 +64,8 @@ def palette(names: Sequence[str]) -> dict[str, tuple[float, float, float]]:
         )
         if c is not None:
             out[n] = c
-    free = [c for c in sns.color_palette("tab10") if c not in out.values()]
+    used = set(out.values())
+    free = [c for c in [*_CB, *sns.color_palette("tab10")] if c not in used]
     for i, n in enumerate(n for n in names if n not in out):
         out[n] = free[i % len(free)]
     return out
@@ -427,7 +429,7 @@ def lambda_panels(
         ax.set_xscale("symlog", linthresh=min(pos) if pos else 1.0)
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.minorticks_off()
-        ax.set_xlabel(xlabel)
+        ax.set_xlabel(_wrap(xlabel, fig, 0.9 / ncols))
         ax.set_ylabel(ylabel)
     axes[len(ys) - 1].legend(
         frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0)
