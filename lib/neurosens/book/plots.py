@@ -336,7 +336,8 @@ def group_strip(
 ) -> plt.Figure:
     """One point per unit (e.g. neuron) per group, with the group mean ± 95% CI."""
     fig, ax = plt.subplots(figsize=(4.8, 3.2))
-    sns.stripplot(data=df, x=x, y=y, ax=ax, alpha=0.7, size=6, jitter=0.15)
+    # a swarm, not a jittered strip: no random offsets, so re-executing draws the same figure
+    sns.swarmplot(data=df, x=x, y=y, ax=ax, alpha=0.7, size=5)
     sns.pointplot(data=df, x=x, y=y, ax=ax, color="black", errorbar=("ci", 95),
                   linestyle="none", marker="_", markersize=20)  # fmt: skip
     ax.set_ylabel(ylabel)
