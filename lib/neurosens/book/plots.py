@@ -334,11 +334,12 @@ def roi_grid(result: object, kinds: Sequence[str], title: str = "") -> plt.Figur
 def group_strip(
     df: pd.DataFrame, x: str, y: str, ylabel: str, title: str = "", xlabel: str = ""
 ) -> plt.Figure:
-    """One point per unit (e.g. neuron) per group, with the group mean ± 95% CI."""
+    """One point per unit (e.g. neuron) per group, with the group mean ± 95% CI (a seeded
+    bootstrap: re-executing draws the same figure)."""
     fig, ax = plt.subplots(figsize=(4.8, 3.2))
     # a swarm, not a jittered strip: no random offsets, so re-executing draws the same figure
     sns.swarmplot(data=df, x=x, y=y, ax=ax, alpha=0.7, size=5)
-    sns.pointplot(data=df, x=x, y=y, ax=ax, color="black", errorbar=("ci", 95),
+    sns.pointplot(data=df, x=x, y=y, ax=ax, color="black", errorbar=("ci", 95), seed=0,
                   linestyle="none", marker="_", markersize=20)  # fmt: skip
     ax.set_ylabel(ylabel)
     ax.set_xlabel(xlabel or x)
@@ -419,7 +420,7 @@ def lambda_panels(
     ticks = ([0.0] if (df[x] == 0).any() else []) + pos
     for ax, (col, ylabel) in zip(axes, ys.items(), strict=True):
         last = ax is axes[len(ys) - 1]
-        sns.lineplot(data=df, x=x, y=col, hue=hue, marker="o", ax=ax, legend=last,
+        sns.lineplot(data=df, x=x, y=col, hue=hue, marker="o", ax=ax, legend=last, errorbar=None,
                      palette=palette(list(dict.fromkeys(df[hue]))))  # fmt: skip
         if mark is not None:
             m = df[df[mark]]
