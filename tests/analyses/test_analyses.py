@@ -3,6 +3,8 @@ session analyses on a tiny stored model, and every verdict rule on hand-made dat
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -102,15 +104,34 @@ def session(artifacts):
     return Session(config=cfg, seeds=(0,), n_examples=16)
 
 
-def test_sensitivity_profile_is_cached(session, artifacts, capsys):
+@pytest.fixture
+def cache_log(caplog):
+    """The package's INFO messages (cache hits and computations), whatever handlers a
+    notebook set-up in this process attached to its logger."""
+    log = logging.getLogger("neurosens")
+    level = log.level
+    log.addHandler(caplog.handler)
+    log.setLevel(logging.INFO)
+    yield caplog
+    log.removeHandler(caplog.handler)
+    log.setLevel(level)
+
+
+def _said(log) -> str:
+    text = log.text
+    log.clear()
+    return text
+
+
+def test_sensitivity_profile_is_cached(session, artifacts, cache_log):
     layers = ["conv1", "conv13"]
     run = session.config_for("vanilla", 0)
     a = analyses.sensitivity_profile(session, run, layers, n=4)
-    assert "computing" in capsys.readouterr().out
+    assert "computing" in _said(cache_log)
     files = list(artifacts.glob("*vanilla*/analysis/sensitivity-*.json"))
     assert len(files) == 1
     b = analyses.sensitivity_profile(session, run, layers, n=4)
-    assert "hit" in capsys.readouterr().out
+    assert "hit" in _said(cache_log)
     assert a == b and len(a["conv1"]) == 4 and all(v >= 0 for v in a["conv13"])
     c = analyses.sensitivity_profile(session, run, layers, n=4, eps=0.01)
     assert c != a  # ε is part of the key
@@ -315,7 +336,7 @@ def test_conv_relu_layers_pair_each_conv_with_its_activation(tiny_vgg):
 
 
 @pytest.mark.parametrize(("method", "n"), [("vanilla", 2000), ("pat", 500), ("sns", 500)])
-def test_committed_sigma_profiles_are_read_back_not_recomputed(method, n, capsys, monkeypatch):
+def test_committed_sigma_profiles_are_read_back_not_recomputed(method, n, cache_log, monkeypatch):
     """The σ profiles of notebooks 01 (N = 2,000) and 06/08 (N = 500) share one cache key
     scheme; the committed cpu results must stay hits (a changed key would recompute)."""
 
@@ -328,7 +349,7 @@ def test_committed_sigma_profiles_are_read_back_not_recomputed(method, n, capsys
     if not ArtifactStore().exists(run.run_id):
         pytest.skip(f"{run.run_id} is not committed")
     sigma = analyses.sensitivity_profile(ctx, run, n=n)
-    assert "hit" in capsys.readouterr().out
+    assert "hit" in _said(cache_log)
     assert list(sigma) == [f"conv{i}" for i in range(1, 14)]
 
 

@@ -227,13 +227,14 @@ def sweep(
             ax.set_xscale("symlog", linthresh=min(pos))
             ax.set_xticks(xs, [f"{v:g}" for v in xs], rotation=45)
             ax.minorticks_off()
+            ax.set_xlim(-0.3 * min(pos), 1.3 * max(xs))  # no empty negative half
         elif len(xs) <= 10 and all(v == int(v) for v in xs):  # k ∈ {3, 6, 9, 13}: no 2.5
             ax.set_xticks(xs, [f"{v:g}" for v in xs])
     if col:
         g.set_titles("{col_name}")
-    if title:
-        g.figure.suptitle(_wrap(title, g.figure))
-        g.figure.tight_layout()
+    if title:  # above the panels, however many lines it wraps to (the saved figure is
+        # cropped to its content, so text above y = 1 is kept)
+        g.figure.suptitle(_wrap(title, g.figure), y=1.0, va="bottom")
     return g.figure
 
 
