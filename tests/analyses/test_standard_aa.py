@@ -70,3 +70,15 @@ def test_near_pat_and_verdict_count():
     verdicts = {n: Claim("x", "p", v, "w") for n, v in (("r3", "does not hold"), ("r4", "partly"))}
     assert ra.verdict_count(verdicts, ["r3"]).startswith("does not hold in 1 of 1 (R3")
     assert ra.verdict_count(verdicts, []) == "no reading to judge"
+
+
+def test_standard_autoattack_settings_run_the_full_ensemble():
+    from neurosens.attacks.registry import make_spec
+    from neurosens.core.config import resolve
+    from neurosens.study.readings import standard_autoattack
+
+    cpu = resolve("cpu")
+    assert make_spec("autoattack", cpu).params["version"] == "custom"
+    std = make_spec("autoattack", standard_autoattack(cpu))
+    assert std.params["version"] == "standard" and "attacks" not in std.params
+    assert std.key != make_spec("autoattack", cpu).key  # stored apart from the reduced run

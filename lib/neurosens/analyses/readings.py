@@ -23,10 +23,11 @@ import torch
 
 from neurosens.analyses import claims, stats
 from neurosens.analyses.profiles import sensitivity_profile
-from neurosens.analyses.tables import Key, label
+from neurosens.analyses.tables import Key, evaluate_configs, label, tidy
 from neurosens.core.config import Config, resolve
 from neurosens.store.artifacts import ArtifactStore
 from neurosens.study import readings as R
+from neurosens.study.paper import display_name
 from neurosens.study.zoo import COLLAPSE_TOL, SEEDS
 from neurosens.train import train
 
@@ -55,6 +56,7 @@ __all__ = [
     "rescaling_sentence",
     "rescaling_summary",
     "selection_overlap",
+    "standard_aa",
     "standard_aa_comparisons",
     "standard_aa_frame",
     "standard_aa_runs",
@@ -503,6 +505,17 @@ def standard_aa_runs(runs: Mapping[Key, Config], best: str, seed: int = 0) -> di
     return {k: runs[k] for k in keys}
 
 
+def standard_aa(ctx: Session, runs: Mapping[Key, Config], best: str, seed: int = 0) -> pd.DataFrame:
+    """The :func:`standard_aa_runs` evaluated under standard AutoAttack
+    (:func:`neurosens.study.readings.standard_autoattack`; stored flags are read back), as a
+    :func:`standard_aa_frame`."""
+    res = evaluate_configs(
+        ctx, standard_aa_runs(runs, best, seed), ["autoattack"], None,
+        settings=R.standard_autoattack(ctx.config),
+    )  # fmt: skip
+    return standard_aa_frame(tidy(res))
+
+
 def standard_aa_frame(std: pd.DataFrame) -> pd.DataFrame:
     """A :func:`~neurosens.analyses.tables.tidy` frame of standard-AutoAttack results with
     its ``autoattack`` rows renamed :data:`STANDARD_AA` (no clash with the profile's)."""
@@ -553,7 +566,7 @@ def _model_label(m: str) -> str:
     for n, r in R.READINGS.items():
         if m == CONTROL.format(n):
             return f"{r.label}, λ = 0 control"
-    return {"pat": "PAT", "alp": "ALP", "vanilla": "Vanilla"}.get(m, m)
+    return display_name(m)
 
 
 def standard_aa_sentence(table: pd.DataFrame, vs: Mapping[str, pd.Series]) -> str:

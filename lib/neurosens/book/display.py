@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from neurosens.analyses.tables import LABELS
+from neurosens.study.paper import PAPER_NAMES
 
 __all__ = [
     "admonition",
@@ -46,11 +47,6 @@ CHAR_PX, CELL_PAD_PX = 8.0, 16
 COMPACT_CHAR_PX, COMPACT_PAD_PX = 7.0, 10
 
 
-#: method names as the pages write them
-METHODS = {
-    "vanilla": "Vanilla", "pat": "PAT", "alp": "ALP", "sns": "SNS", "cas": "CAS", "anp": "ANP",
-    "sns_all": "SNS_all", "sns_rand": "SNS_rand", "sns_dyn": "SNS_dyn",
-}  # fmt: skip
 _PATTERNS = (
     (re.compile(r"^pgd_eps(\d+)$"), "ℓ∞ PGD, ε = {}/255"),
     (re.compile(r"^gauss_s(\d)$"), "Gaussian noise, severity {}"),
@@ -63,8 +59,8 @@ def human(text: str) -> str:
     ``pgd_linf`` → "ℓ∞ PGD", ``sns`` → "SNS"); other text unchanged."""
     if text in LABELS:
         return LABELS[text]
-    if text in METHODS:
-        return METHODS[text]
+    if text in PAPER_NAMES:
+        return PAPER_NAMES[text]
     for pattern, fmt in _PATTERNS:
         m = pattern.match(text)
         if m:

@@ -16,6 +16,7 @@ import pandas as pd
 import seaborn as sns
 
 from neurosens.measures.roi import overlay
+from neurosens.study.paper import PAPER_NAMES
 
 __all__ = [
     "METHOD_COLOURS",
@@ -37,15 +38,11 @@ _CB = sns.color_palette("colorblind")
 #: one colour per method across the whole book (raw names and display labels); a key that
 #: is not here (a reading, a sweep value) takes the next free colour of :func:`palette`
 METHOD_COLOURS: dict[str, tuple[float, float, float]] = {
-    **dict.fromkeys(("vanilla", "Vanilla"), _CB[0]),
-    **dict.fromkeys(("pat", "PAT"), _CB[1]),
-    **dict.fromkeys(("sns", "SNS"), _CB[2]),
-    **dict.fromkeys(("alp", "ALP"), _CB[3]),
-    **dict.fromkeys(("cas", "CAS"), _CB[4]),
-    **dict.fromkeys(("anp", "ANP"), _CB[5]),
-    **dict.fromkeys(("sns_all", "SNS_all"), _CB[6]),
-    **dict.fromkeys(("sns_rand", "SNS_rand"), _CB[7]),
-    **dict.fromkeys(("sns_dyn", "SNS_dyn"), _CB[8]),
+    key: _CB[i]
+    for i, m in enumerate(
+        ("vanilla", "pat", "sns", "alp", "cas", "anp", "sns_all", "sns_rand", "sns_dyn")
+    )
+    for key in (m, PAPER_NAMES[m])
 }
 
 

@@ -25,7 +25,7 @@ __all__ = [
     "badge",
     "claims_table",
     "collect_claims",
-    "notebook_doc",
+    "notebook_titles",
     "summary_text",
     "write_intro_summary",
     "write_scorecard_page",
@@ -139,25 +139,26 @@ def badge(verdict: str) -> str:
     return f"{{{BADGES.get(verdict, 'bdg-light')}}}`{verdict}`"
 
 
-def notebook_doc(nb: str, book_dir: Path) -> tuple[str, str]:
-    """(file name, title) of the executed notebook ``nb`` ("06b-sns-readings.ipynb") or of
-    the first whose name starts with ``nb`` ("06b"); the title is its first heading."""
-    paths = [book_dir / nb] if nb.endswith(".ipynb") else sorted(book_dir.glob(f"{nb}-*.ipynb"))
-    for path in paths:
-        if not path.is_file():
-            continue
-        for c in json.loads(path.read_text(encoding="utf-8")).get("cells", []):
-            text = "".join(c.get("source", []))
-            if c.get("cell_type") == "markdown" and text.startswith("# "):
-                return path.name, text.splitlines()[0][2:].strip()
-        return path.name, path.stem
-    return (nb if nb.endswith(".ipynb") else f"{nb}.ipynb"), nb.removesuffix(".ipynb")
+def notebook_titles(book_dir: Path) -> dict[str, str]:
+    """{file name: first heading} of every executed notebook of ``book_dir``, each read once."""
+    out = {}
+    for path in sorted(book_dir.glob(NOTEBOOK_GLOB)):
+        cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+        heads = ("".join(c.get("source", [])) for c in cells if c.get("cell_type") == "markdown")
+        out[path.name] = next(
+            (h.splitlines()[0][2:].strip() for h in heads if h.startswith("# ")), path.stem
+        )
+    return out
 
 
-def _section(cid: str, found: dict[str, dict[str, Any]], book_dir: Path) -> tuple[str, str]:
-    """Where claim ``cid`` is tested: the notebook that glued it, else the one planned."""
+def _section(cid: str, found: dict[str, dict[str, Any]], titles: dict[str, str]) -> tuple[str, str]:
+    """(file name, title) of the section that tests claim ``cid``: the notebook that glued
+    it, else the first whose name starts with the planned one ("06b")."""
     rec = found.get(cid)
-    return notebook_doc(rec["notebook"] if rec else CLAIMS[cid][1], book_dir)
+    nb = rec["notebook"] if rec else CLAIMS[cid][1]
+    names = [nb] if nb.endswith(".ipynb") else [n for n in titles if n.startswith(f"{nb}-")]
+    name = names[0] if names else (nb if nb.endswith(".ipynb") else f"{nb}.ipynb")
+    return name, titles.get(name, name.removesuffix(".ipynb"))
 
 
 def _md_row(cells: list[str]) -> str:
@@ -168,9 +169,10 @@ def _claims_by_section(
     found: dict[str, dict[str, Any]], book_dir: Path
 ) -> dict[tuple[str, str], list[str]]:
     """{(file name, title) of a section: its claims}, sections in book order."""
+    titles = notebook_titles(book_dir)
     by: dict[tuple[str, str], list[str]] = {}
     for cid in CLAIMS:
-        by.setdefault(_section(cid, found, book_dir), []).append(cid)
+        by.setdefault(_section(cid, found, titles), []).append(cid)
     return dict(sorted(by.items()))
 
 

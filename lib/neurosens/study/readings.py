@@ -67,6 +67,7 @@ __all__ = [
     "final_runs",
     "reading_config",
     "run_readings",
+    "standard_autoattack",
     "sweep",
     "validation",
 ]
@@ -199,6 +200,13 @@ def _train(cfg: Config, precision: str = "auto") -> str:
     return cfg.run_id
 
 
+def standard_autoattack(settings: Config) -> Config:
+    """``settings`` with AutoAttack's standard ensemble (APGD-CE, APGD-T, FAB-T, Square;
+    Croce & Hein 2020) instead of the profile's reduced one: the check of the best reading,
+    its control and PAT for gradient masking."""
+    return settings.replace(aa_attacks=())
+
+
 def _evaluate(cfg: Config, attacks: tuple[str, ...], settings: Config) -> str:
     from neurosens.core.runtime import select_device
     from neurosens.evaluation.harness import evaluate
@@ -231,7 +239,7 @@ def run_readings(
     names = tuple(n for n in ORDER if n in tuple(names))
     store = ArtifactStore()
     session = resolve(profile)
-    standard_aa = session.replace(aa_attacks=())
+    standard_aa = standard_autoattack(session)
     queue: list[tuple[str, Any]] = []  # (kind, args), taken from the front
     for n in names:
         queue += [("train", (c, precision)) for c in sweep(n, SEEDS[0], profile)]
