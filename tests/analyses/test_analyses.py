@@ -222,10 +222,11 @@ def test_c1_c2_verdicts():
     assert (c1.verdict, c2.verdict) == ("holds", "holds")
     c1, _ = analyses.c1_c2_verdicts(_imp([0.5] * 9), 10)  # one class never reached: untested
     assert c1.verdict == "holds"
-    # the claim is a positive correlation on average: 0.1 per class is below each class's
-    # 97.5th percentile (0.2) but the mean of ten is far above the null of a mean
+    # one rule for C1 and C2, per class: 0.1 per class is below each class's 97.5th
+    # percentile (0.2), so no class decides anything, however far the mean of ten lies
+    # above the null of a mean (reported beside the verdict)
     c1, _ = analyses.c1_c2_verdicts(_imp([0.1] * 10), 10)
-    assert c1.verdict == "holds"
+    assert c1.verdict == "inconclusive" and "mean 0.100" in c1.ours
     c1, _ = analyses.c1_c2_verdicts(_imp([0.5] * 9 + [-0.3]), 10)  # one class below chance
     assert c1.verdict == "partly"
     c1, _ = analyses.c1_c2_verdicts(_imp([0.02] * 10), 10)
@@ -271,9 +272,9 @@ def test_c3_verdict():
     assert analyses.c3_verdict(two)[1].verdict == "holds"
 
 
-def _suppression(acc_a, acc_b, n=40):
+def _suppression(acc_a, acc_b, n=40, betas=(1.0, 0.9, 0.5, 0.0)):
     rows = []
-    for beta, a, b in zip([1.0, 0.9, 0.5, 0.0], acc_a, acc_b, strict=True):
+    for beta, a, b in zip(betas, acc_a, acc_b, strict=True):
         fa = np.arange(n) < a * n
         rows.append(dict(group="sensitive", draw=0, beta=beta, attack="clean",
                          accuracy=fa.mean(), flags=analyses.pack_flags(fa)))  # fmt: skip
@@ -285,9 +286,15 @@ def _suppression(acc_a, acc_b, n=40):
 
 
 def test_c5_verdict():
-    res, c = analyses.c5_verdict(_suppression([0.9, 0.2, 0.1, 0.1], [0.9, 0.9, 0.8, 0.3]), 40)
-    assert c.verdict == "holds" and res["collapse_a"] == 0.9 and res["collapse_b"] == 0.0
+    near = (1.0, 0.7, 0.5, 0.0)  # A collapses at the paper's β ≈ 0.7
+    res, c = analyses.c5_verdict(
+        _suppression([0.9, 0.2, 0.1, 0.1], [0.9, 0.9, 0.8, 0.3], betas=near), 40
+    )
+    assert c.verdict == "holds" and res["collapse_a"] == 0.7 and res["collapse_b"] == 0.0
     assert res["ci_lo"] > 0
+    # the same curves with A collapsing at β = 0.9: faster than B, but not where the paper says
+    res, c = analyses.c5_verdict(_suppression([0.9, 0.2, 0.1, 0.1], [0.9, 0.9, 0.8, 0.3]), 40)
+    assert c.verdict == "partly" and res["collapse_a"] == 0.9
     _, c = analyses.c5_verdict(_suppression([0.9, 0.9, 0.8, 0.3], [0.9, 0.9, 0.8, 0.3]), 40)
     assert c.verdict == "inconclusive"  # identical curves: no evidence either way
     _, c = analyses.c5_verdict(_suppression([0.9, 0.9, 0.8, 0.3], [0.9, 0.2, 0.1, 0.1]), 40)
@@ -313,8 +320,8 @@ def test_c7_c8_c9_verdicts():
     layers = [f"{k}{i}" for i in range(1, 14) for k in ("conv", "relu")]
     df = _ratio(0.5, 0.1)
     assert analyses.c7_verdict(df)[1].verdict == "holds"
-    # grows, but slower than PAT in every seed: one part for, one against → does not hold
-    assert analyses.c7_verdict(_ratio(0.1, 0.5))[1].verdict == "does not hold"
+    # grows, but slower than PAT in every seed: one part for, one against → a mix, partly
+    assert analyses.c7_verdict(_ratio(0.1, 0.5))[1].verdict == "partly"
     assert analyses.c7_verdict(_ratio(-0.05, -0.01))[1].verdict == "does not hold"
     assert analyses.c8_verdict(df)[1].verdict == "holds"
     assert analyses.c8_verdict(_ratio(0.5, 0.1, relu_factor=0.5))[1].verdict == "does not hold"
@@ -376,7 +383,7 @@ def _noise(pat_slope, vanilla_peak, seeds=(0, 1, 2)):
 def test_c17_absorbed_noise_and_an_early_vanilla_peak():
     assert analyses.c17_verdict(_noise(-0.05, 3))[1].verdict == "holds"
     assert analyses.c17_verdict(_noise(+0.05, 11))[1].verdict == "does not hold"
-    assert analyses.c17_verdict(_noise(-0.05, 11))[1].verdict == "does not hold"  # 1 for, 1 against
+    assert analyses.c17_verdict(_noise(-0.05, 11))[1].verdict == "partly"  # 1 for, 1 against
 
 
 def test_c18_vanilla_correlation_weakens_with_depth():
@@ -390,7 +397,7 @@ def test_c18_vanilla_correlation_weakens_with_depth():
             rows.append(dict(model="PAT", seed=0, attack="pgd", level=e, layer=f"conv{i}",
                              ratio_sensitive=0.01 * e))  # fmt: skip
     t, c = analyses.c18_verdict(pd.DataFrame(rows))
-    assert set(t["model"]) == {"Vanilla", "PAT"} and c.verdict in ("holds", "partly")
+    assert set(t["model"]) == {"Vanilla", "PAT"} and c.verdict != "does not hold"
     assert "PAT slope below Vanilla's in" in c.ours
 
 
@@ -410,3 +417,36 @@ def test_c19_top_neurons_stand_apart_on_held_out_images():
     }
     _, c = analyses.c19_verdict(a, shuffled, layers)
     assert c.verdict in ("inconclusive", "partly", "does not hold")  # no stable top neurons
+
+
+def test_c26_conv_damps_after_relu_and_mirrors():
+    assert analyses.c26_verdict(_ratio(0.5, 0.1, relu_factor=3.0))[1].verdict == "holds"
+    assert analyses.c26_verdict(_ratio(0.5, 0.1, relu_factor=0.3))[1].verdict == "does not hold"
+    t, c = analyses.c8_verdict(_ratio(0.5, 0.1, relu_factor=0.3))
+    assert c.verdict == "does not hold" and set(t["model"]) == {"Vanilla", "PAT"}
+
+
+def test_c28_sign_test_over_classes_both_ways():
+    base = dict(spearman_null_mean=0.0, lev_ratio_null_mean=0.1)
+    low = pd.DataFrame([dict(base, spearman=0.3, lev_ratio=0.5)] * 8)
+    high = pd.DataFrame([dict(base, spearman=0.5, lev_ratio=0.3)] * 8)
+    assert analyses.c28_verdict(low).verdict == "holds"
+    assert analyses.c28_verdict(high).verdict == "does not hold"
+    assert analyses.c28_verdict(pd.concat([low[:2], high[:2]])).verdict == "inconclusive"
+
+
+def _sup95(a_clean, b_clean, a_pgd, b_pgd, n=400):
+    rows = []
+    for group, clean, pgd in (("sensitive", a_clean, a_pgd), ("random", b_clean, b_pgd)):
+        for att, acc in (("clean", clean), ("pgd_linf", pgd)):
+            f = np.arange(n) < acc * n
+            rows.append(dict(group=group, draw=0, beta=0.95, attack=att, accuracy=f.mean(),
+                             flags=analyses.pack_flags(f)))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_c29_same_clean_and_a_more_robust():
+    assert analyses.c29_verdict(_sup95(0.9, 0.9, 0.4, 0.2), 400).verdict == "holds"
+    assert analyses.c29_verdict(_sup95(0.6, 0.9, 0.2, 0.4), 400).verdict == "does not hold"
+    assert analyses.c29_verdict(_sup95(0.9, 0.9, 0.2, 0.4), 400).verdict == "partly"
+    assert analyses.c29_verdict(_sup95(0.9, 0.9, 0.3, 0.3), 400, beta=0.5).verdict == "untestable"

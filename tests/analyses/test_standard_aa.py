@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from neurosens.analyses import readings as ra
+from neurosens.analyses import readings
+from neurosens.analyses import standard_aa as ra
 from neurosens.analyses.tables import tidy_row
 
 N = 500
@@ -66,10 +67,10 @@ def test_near_pat_and_verdict_count():
         for m, k in (("r1", 30), ("r3", 370), ("r4", 380), ("pat", 375))
     ]
     df = pd.DataFrame(rows)
-    assert ra.near_pat(df, ["r1", "r3", "r4"]) == ["r3", "r4"]
+    assert readings.near_pat(df, ["r1", "r3", "r4"]) == ["r3", "r4"]
     verdicts = {n: Claim("x", "p", v, "w") for n, v in (("r3", "does not hold"), ("r4", "partly"))}
-    assert ra.verdict_count(verdicts, ["r3"]).startswith("does not hold in 1 of 1 (R3")
-    assert ra.verdict_count(verdicts, []) == "no reading to judge"
+    assert readings.verdict_count(verdicts, ["r3"]).startswith("does not hold in 1 of 1 (R3")
+    assert readings.verdict_count(verdicts, []) == "no reading to judge"
 
 
 def test_standard_autoattack_settings_run_the_full_ensemble():

@@ -169,21 +169,26 @@ def test_verdict_beats_rules():
     mixed = pooled_frame(["better", "better", "worse"])
     assert claims.verdict_beats({"x": mixed}).verdict == "partly"
     even = pooled_frame(["better", "worse", "n.s."])
-    assert claims.verdict_beats({"x": even}).verdict == "does not hold"
+    assert claims.verdict_beats({"x": even}).verdict == "partly"  # a mix of for and against
+    lost = pooled_frame(["worse", "worse", "n.s."])
+    assert claims.verdict_beats({"x": lost}).verdict == "does not hold"  # mirror of partly
     v = claims.verdict_beats({"SNS vs PAT": pooled_frame(["n.s."] * 2)})
     assert v.verdict == "inconclusive"  # nothing significant either way
     assert v.ours.startswith("SNS vs PAT: better 0, worse 0, n.s. 2 of 2")
-    only_losses = pooled_frame(["worse", "n.s."])
-    assert claims.verdict_beats({"x": only_losses}).verdict == "does not hold"
+    one_loss = pooled_frame(["worse", "n.s."])  # half decided: not enough either way
+    assert claims.verdict_beats({"x": one_loss}).verdict == "inconclusive"
+    assert claims.verdict_beats({"x": pooled_frame(["better", "n.s."])}).verdict == "inconclusive"
 
 
 def test_verdict_at_least_rules():
-    assert claims.verdict_at_least({"x": pooled_frame(["better", "n.s."])}).verdict == "holds"
+    assert claims.verdict_at_least({"x": pooled_frame(["better", "better"])}).verdict == "holds"
+    half = pooled_frame(["better", "n.s."])  # one of two decided: not more than half
+    assert claims.verdict_at_least({"x": half}).verdict == "inconclusive"
     no_win = pooled_frame(["n.s.", "n.s."])
     assert claims.verdict_at_least({"x": no_win}).verdict == "inconclusive"
-    below = pooled_frame(["better", "n.s."], diffs=[0.1, -0.01])
-    assert claims.verdict_at_least({"x": below}).verdict == "partly"
-    lost = pooled_frame(["worse", "n.s."])
+    mixed = pooled_frame(["better", "worse"], diffs=[0.1, -0.01])
+    assert claims.verdict_at_least({"x": mixed}).verdict == "partly"
+    lost = pooled_frame(["worse", "worse"])
     assert claims.verdict_at_least({"x": lost}).verdict == "does not hold"
 
 

@@ -1,4 +1,5 @@
-"""The scorecard page and the intro summary are built from glued claim records only."""
+"""The scorecard page and the intro summary are built from the claims registry and glued
+claim records only."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 
 import pytest
 
+from neurosens.analyses import registry
 from neurosens.analyses.claims import Claim
 from neurosens.book import scorecard
 
@@ -14,10 +16,10 @@ def _notebook(path, records):
     outputs = [
         {
             "output_type": "display_data",
-            "metadata": {"scrapbook": {"name": f"claim_{cid}", "mime_prefix": "p/"}},
+            "metadata": {"scrapbook": {"name": f"claim_{key}", "mime_prefix": "p/"}},
             "data": {"p/application/json": rec},
         }
-        for cid, rec in records.items()
+        for key, rec in records.items()
     ]
     nb = {"cells": [{"cell_type": "code", "source": "", "outputs": outputs}]}
     path.write_text(json.dumps(nb), encoding="utf-8")
@@ -29,13 +31,20 @@ def _rec(verdict, ours="x"):
 
 def test_collect_and_pages(tmp_path):
     _notebook(tmp_path / "02-a.ipynb", {"C1": _rec("holds", "r 0.4"), "C3": _rec("partly")})
-    _notebook(tmp_path / "06-b.ipynb", {"C10": _rec("does not hold", "SNS 70.1%")})
+    _notebook(
+        tmp_path / "06b-b.ipynb",
+        {"C10_headline": _rec("does not hold", "SNS 70.1%"), "C10_R1": _rec("inconclusive")},
+    )
     found = scorecard.collect_claims(tmp_path)
-    assert set(found) == {"C1", "C3", "C10"} and found["C10"]["notebook"] == "06-b.ipynb"
+    assert set(found) == {"C1", "C3", "C10_headline", "C10_R1"}
+    assert found["C10_headline"]["notebook"] == "06b-b.ipynb"
+    rec, reading = scorecard.counted("C10", found)
+    assert rec["verdict"] == "does not hold" and reading == "headline"  # the headline counts
     page = scorecard.write_scorecard_page(tmp_path / "scorecard.md").read_text()
-    assert "{bdg-danger}`does not hold`" in page
-    assert page.count("not yet run") == len(scorecard.CLAIMS) - 3
-    assert "dropdown} How each verdict was decided" in page
+    assert "{bdg-danger}`does not hold`" in page and "{bdg-muted}`inconclusive`" in page
+    verdicts = [r.split(" | ")[3] for r in page.splitlines() if r.startswith("| **C")]
+    assert verdicts.count("not yet run") == len(registry.registry()) - 3
+    assert registry.spec("C10").sentence in page  # the paper's sentence, from the registry
     intro = tmp_path / "intro.md"
     intro.write_text(
         f"# t\n{scorecard.TABLE_START}\nOLD\n{scorecard.TABLE_END}\n"
@@ -43,12 +52,13 @@ def test_collect_and_pages(tmp_path):
     )
     text = scorecard.write_intro_summary(intro).read_text()
     assert "STALE" not in text and "OLD" not in text and text.endswith("tail\n")
-    assert "| **C10** SNS beats" in text
+    rows = [r for r in text.splitlines() if r.startswith("| **C")]
+    abstract = [c for c, s in registry.registry().items() if s.abstract]
+    assert [r.split("**")[1] for r in rows[: len(abstract)]] == abstract  # abstract first
     tally = "{bdg-success}`holds` 1 · {bdg-warning}`partly` 1 · {bdg-danger}`does not hold` 1."
     assert tally in text
-    assert "{bdg-danger}`does not hold` | [06-b](06-b.ipynb) |" in text
-    assert "1 hold at our scale (C1)" in text and "ours r 0.4" in text
-    assert "1 do not hold (C10)" in text and "ours SNS 70.1%" in text  # headline quoted
+    assert f"C10, that {registry.spec('C10').title}, does not hold under the headline" in text
+    assert "and is inconclusive under R1" in text
     assert "Not yet run:" in text
 
 

@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+from neurosens.analyses.amplification import c8_verdict, c26_verdict
 from neurosens.analyses.claims import Claim
 from neurosens.analyses.common import (
     ANALYSIS_VERSION,
@@ -44,13 +45,20 @@ from neurosens.analyses.layer_profiles import (
     c6_verdict,
     c16_verdict,
     c19_verdict,
+    c30_verdict,
     noise_cause,
     pair_statistics,
     table1_summary,
 )
+from neurosens.analyses.noise_calibration import (
+    c16_calibrated_verdict,
+    calibrated_flags,
+    calibrated_sigmas,
+)
 from neurosens.analyses.per_target import (
     c1_c2_verdicts,
     c4_verdict,
+    c28_verdict,
     depth_rows,
     importance_rows,
     target_results,
@@ -63,7 +71,6 @@ from neurosens.analyses.profiles import (
 )
 from neurosens.analyses.ratio import (
     c7_verdict,
-    c8_verdict,
     c9_verdict,
     c17_verdict,
     c18_verdict,
@@ -76,6 +83,7 @@ from neurosens.analyses.ratio import (
 from neurosens.analyses.regions import c3_verdict, iou_groups, iou_layers, roi_figure_data
 from neurosens.analyses.suppression_effects import (
     c5_verdict,
+    c29_verdict,
     collapse_label,
     pack_flags,
     suppression_flags,
@@ -96,10 +104,17 @@ __all__ = [
     "c7_verdict",
     "c8_verdict",
     "c9_verdict",
+    "c16_calibrated_verdict",
     "c16_verdict",
     "c17_verdict",
     "c18_verdict",
     "c19_verdict",
+    "c26_verdict",
+    "c28_verdict",
+    "c29_verdict",
+    "c30_verdict",
+    "calibrated_flags",
+    "calibrated_sigmas",
     "class_names",
     "collapse_label",
     "collect_ratio",

@@ -1,17 +1,16 @@
-"""The claim type and every verdict rule: verdicts computed from tests, never typed; each
-rule reads the same for a claim that holds as for one that fails (paper: Zhang, Liu et
-al., IEEE TIP 2021).
+"""The claim type and the verdict rules for claims that are not comparisons between
+training procedures (those are :mod:`neurosens.analyses.comparisons`, at seed level);
+verdicts are computed from tests, never typed (paper: Zhang, Liu et al., IEEE TIP 2021).
 
-Every rule has the same four outcomes: *holds* (the evidence supports the claim everywhere
-it is tested), *partly* (it supports it in part and outweighs the evidence against),
-*does not hold* (the evidence goes significantly against the claim, at least as often as
-for it) and *inconclusive* (no test is significant either way: the ``ours`` line then says
-how many images, neurons or seeds would decide it). *untestable* is left for a page whose
-parameters leave nothing to test.
+Every rule reads the same for a claim that holds as for one that fails
+(:mod:`neurosens.analyses.rules`): *holds* and *does not hold* need the same evidence,
+mirrored; *partly* is a mix (or an effect smaller than the paper's); *inconclusive* means
+too little is decided either way (the ``ours`` line then says how many images, neurons
+or seeds would decide it). *untestable* is left for a page whose parameters leave nothing
+to test.
 
 * :class:`Claim` — the record a notebook glues for the scorecard (``ours``, ``paper``,
   ``verdict`` ∈ :data:`VERDICTS`, ``why``);
-* :func:`share_verdict` — "in every unit", from the units significantly for and against;
 * :func:`decide` — the four outcomes from counts of significant results for and against;
 
 * :func:`verdict_beats` — "A beats every B on every column" (pooled exact McNemar);
@@ -19,7 +18,6 @@ parameters leave nothing to test.
 * :func:`verdict_best_setting` — "this value of a swept factor is the best";
 * :func:`verdict_equivalent` — "A ≈ B" within an equivalence margin;
 * :func:`verdict_lower` — "A's mean σ is below B's in every layer" (exact sign test);
-* :func:`verdict_equivalent_seeds` — "A ≈ B" against the seed-to-seed spread (TOST);
 * :func:`verdict_no_masking` — "black-box attacks do not beat white-box ones" on a model.
 """
 
@@ -30,33 +28,35 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from scipy import stats as st
 from scipy.stats import binomtest
 
-from neurosens.analyses import stats
+from neurosens.analyses import rules, stats
 from neurosens.analyses.profiles import layer_means
 from neurosens.analyses.stats import ALPHA, mean_std, n_to_decide, outcome_counts, pooled
 from neurosens.analyses.tables import best_by
 from neurosens.study.paper import display_name
 
 __all__ = [
+    "RULE_TEXT",
     "VERDICTS",
     "Claim",
     "decide",
-    "share_verdict",
     "site_verdicts",
     "untestable",
     "verdict_at_least",
     "verdict_beats",
     "verdict_best_setting",
     "verdict_equivalent",
-    "verdict_equivalent_seeds",
-    "verdict_fewer_epochs",
     "verdict_lower",
     "verdict_no_masking",
 ]
 
 VERDICTS = ("holds", "partly", "does not hold", "inconclusive", "untestable")
+#: the combination rule in words (:func:`neurosens.analyses.rules.combine`)
+RULE_TEXT = (
+    "units combine by one symmetric rule: more than half decided and every decided unit for "
+    "→ holds, every one against → does not hold, a mix → partly, else inconclusive"
+)
 
 
 @dataclass(frozen=True)
@@ -83,28 +83,11 @@ class Claim:
 
 
 def decide(support: int, against: int, total: int) -> str:
-    """The four outcomes from ``support`` units (or columns) significantly for the claim and
-    ``against`` significantly contrary, of ``total``: every unit for → holds; at least one
-    against and no fewer against than for → does not hold; some for and more for than
-    against → partly; nothing significant → inconclusive (0 units → untestable)."""
-    if total == 0:
-        return "untestable"
-    if support == total:
-        return "holds"
-    if against > 0 and against >= support:
-        return "does not hold"
-    return "partly" if support > against else "inconclusive"
-
-
-def share_verdict(k: int, total: int, against: int = 0) -> str:
-    """ "In every unit": :func:`decide` with ``k`` units significantly for the claim and
-    ``against`` significantly contrary (a test of the opposite direction; 0 when the
-    caller has none), except that fewer than half the units for, with none against, is
-    inconclusive rather than partly."""
-    v = decide(k, against, total)
-    if v == "partly" and 2 * k < total and against == 0:
-        return "inconclusive"
-    return v
+    """A claim over ``total`` units (columns, layers, classes) from the units significantly
+    for it and against it: :func:`neurosens.analyses.rules.combine` — the same bar both
+    ways (more than half of the units decided, all decided one way → that verdict, a mix →
+    partly, else inconclusive)."""
+    return rules.combine(support, against, total)
 
 
 def untestable(ours: str, why: str, paper: str = "") -> Claim:
@@ -157,9 +140,7 @@ def verdict_beats(
         ours += "; " + _decide_n(comparisons.values(), alpha)
     why = (
         f"pooled exact McNemar over reps at α = {alpha}: {w} significant wins and {l} "
-        f"significant losses in {n} (comparison, column) pairs; holds only if every pair "
-        "is a significant win, does not hold when significant losses are at least as many "
-        "as wins, inconclusive when no pair is significant"
+        f"significant losses in {n} (comparison, column) pairs; {RULE_TEXT}"
     )
     return Claim(ours, paper, v, why)
 
@@ -167,9 +148,9 @@ def verdict_beats(
 def verdict_at_least(
     comparisons: Mapping[str, pd.DataFrame], alpha: float = ALPHA, paper: str = ""
 ) -> Claim:
-    """ "A ≥ every B everywhere": holds when A is never significantly worse, its mean is ≥
-    B's at every point and it wins somewhere; otherwise :func:`decide` on the significant
-    wins and losses (pooled exact McNemar)."""
+    """ "A ≥ every B everywhere": :func:`decide` on the significant wins (for) and losses
+    (against) of A (pooled exact McNemar) over the (comparison, column) pairs; the mean
+    below the comparator is reported beside it."""
     if not comparisons:
         return untestable("no comparison", "the page's parameters leave nothing to compare", paper)
     w = l = n = below = 0
@@ -178,16 +159,12 @@ def verdict_at_least(
         w, l, n = w + cw, l + cl, n + cn
         below += int((pooled(p)["diff"] < 0).sum())
     v = decide(w, l, n)
-    if v == "partly" and l == 0 and below == 0:
-        v = "holds"  # never worse, never below: "at least" holds without a win everywhere
     ours = "; ".join(_tally(k, p) for k, p in comparisons.items())
     if v == "inconclusive":
         ours += "; " + _decide_n(comparisons.values(), alpha)
     why = (
         f"pooled exact McNemar at α = {alpha}: {l} significant losses, {w} significant wins, "
-        f"mean below the comparator at {below} of {n} points; holds with no loss, no point "
-        "below and at least one significant win; does not hold when losses are at least as "
-        "many as wins; inconclusive when nothing is significant"
+        f"mean below the comparator at {below} of {n} points; {RULE_TEXT}"
     )
     return Claim(ours, paper, v, why)
 
@@ -231,17 +208,14 @@ def verdict_equivalent(
     """ "A ≈ B": equivalence within ±``margin`` (accuracy fraction) per column, from the
     pooled paired-bootstrap 95% intervals of the difference.
 
-    holds: every interval inside ±margin; does not hold: some interval entirely outside
-    ±margin; partly: at least half the intervals inside; inconclusive: otherwise (the
-    intervals are too wide at this N: the images that would narrow them are printed).
+    An interval inside ±margin is for, one entirely outside against (:func:`decide`); an
+    inconclusive verdict prints the images that would narrow the intervals.
     """
     q = pooled(p)
     inside = int(((q["diff_lo"] >= -margin) & (q["diff_hi"] <= margin)).sum())
     outside = int(((q["diff_lo"] > margin) | (q["diff_hi"] < -margin)).sum())
     n = len(q)
     v = decide(inside, outside, n)
-    if v == "partly" and 2 * inside < n:
-        v = "inconclusive"
     worst = float(q["diff"].abs().max()) if n else float("nan")
     ours = (
         f"|Δ| ≤ {100 * worst:.1f} points; 95% interval inside ±{100 * margin:.0f} points in "
@@ -258,66 +232,7 @@ def verdict_equivalent(
         ours += f"; N ≈ {max(need):,} images would decide it" if need else "; no N decides it"
     why = (
         f"equivalence margin ±{100 * margin:.0f} accuracy points, paired-bootstrap 95% "
-        "intervals per column; every interval inside → holds, one entirely outside → does not "
-        "hold, at least half inside → partly, else inconclusive"
-    )
-    return Claim(ours, paper, v, why)
-
-
-def verdict_equivalent_seeds(
-    p: pd.DataFrame,
-    spread: Mapping[str, float],
-    floor: float = 0.02,
-    alpha: float = ALPHA,
-    paper: str = "",
-    max_seeds: int = 100,
-) -> Claim:
-    """ "A ≈ B" judged against the seed-to-seed spread: per column, the mean over seeds of
-    the paired difference acc_A(s) − acc_B(s) (the per-rep rows of a :func:`paired` frame)
-    and its two one-sided t-tests (TOST, (1 − 2α) t-interval, seeds − 1 degrees of
-    freedom) against the margin max(``floor``, ``spread[column]``) — B's own seed sd: a
-    difference as large as two seeds of B differ is no evidence of a difference.
-
-    holds: every interval inside its margin; does not hold: some interval entirely
-    outside; partly: at least half inside; inconclusive: otherwise, with the seeds that
-    would decide it at the observed mean and sd of the differences.
-    """
-    reps = p[p["rep"] != "pooled"]
-    rows = []
-    for att, g in reps.groupby("attack", sort=False):
-        d = g["diff"].to_numpy(float)
-        k = len(d)
-        m = max(floor, float(spread.get(att, 0.0)))
-        mean, sd = float(d.mean()), float(d.std(ddof=1)) if k > 1 else float("inf")
-        t = st.t.ppf(1 - alpha, k - 1) if k > 1 else float("inf")
-        half = t * sd / np.sqrt(k) if k > 1 else float("inf")
-        need = None
-        if abs(mean) < m and np.isfinite(sd):
-            for j in range(max(k, 2), max_seeds + 1):
-                if st.t.ppf(1 - alpha, j - 1) * sd / np.sqrt(j) <= m - abs(mean):
-                    need = j
-                    break
-        rows.append((att, mean, half, m, need))
-    inside = sum(abs(mu) + h <= m for _, mu, h, m, _ in rows)
-    outside = sum(abs(mu) - h > m for _, mu, h, m, _ in rows)
-    n = len(rows)
-    v = decide(inside, outside, n)
-    if v == "partly" and 2 * inside < n:
-        v = "inconclusive"
-    seeds = int(reps["rep"].nunique())
-    worst = max((abs(mu) for _, mu, _, _, _ in rows), default=float("nan"))
-    ours = (
-        f"{seeds} seeds: |mean Δ| ≤ {100 * worst:.1f} points; {100 * (1 - 2 * alpha):.0f}% "
-        f"interval inside the seed-spread margin in {inside} of {n} columns, entirely outside "
-        f"in {outside}"
-    )
-    if v == "inconclusive":
-        need = [r[4] for r in rows if r[4] is not None and abs(r[1]) + r[2] > r[3]]
-        ours += f"; ≈ {max(need)} seeds would decide it" if need else "; no seed count decides it"
-    why = (
-        f"TOST at α = {alpha} over seeds per column, margin max({100 * floor:.0f} points, "
-        "SNS's seed sd in that column); every interval inside → holds, one entirely outside "
-        "→ does not hold, at least half inside → partly, else inconclusive"
+        f"intervals per column (inside the margin → for, entirely outside → against); {RULE_TEXT}"
     )
     return Claim(ours, paper, v, why)
 
@@ -333,10 +248,10 @@ def verdict_lower(
     """ "A's mean σ is below B's in every layer of ``layers``": one-sided exact sign test over
     the (rep, layer) pairs.
 
-    holds: A below B in every pair and the sign test p < alpha; partly: p < alpha but not
-    every pair; does not hold: A significantly *above* B (the opposite one-sided test);
-    inconclusive: neither. Returns the verdict and the per-(rep, layer)
-    frame (sigma_a, sigma_b, ratio = sigma_a / sigma_b).
+    holds: A significantly below B (one-sided sign test p < alpha); does not hold: A
+    significantly *above* B (the mirrored test, the same bar); inconclusive: neither.
+    Returns the verdict and the per-(rep, layer) frame (sigma_a, sigma_b, ratio =
+    sigma_a / sigma_b).
     """
     m = layer_means(frame[frame["layer"].isin(layers)])
     pa = m[m["method"] == a].set_index(["rep", "layer"])["sigma"]
@@ -349,10 +264,8 @@ def verdict_lower(
     below, above, n = int((d["ratio"] < 1).sum()), int((d["ratio"] > 1).sum()), len(d)
     p = float(binomtest(below, n, 0.5, alternative="greater").pvalue)
     p_above = float(binomtest(above, n, 0.5, alternative="greater").pvalue)
-    if below == n and p < alpha:
+    if p < alpha:
         v = "holds"
-    elif p < alpha:
-        v = "partly"
     elif p_above < alpha:
         v = "does not hold"
     else:
@@ -366,8 +279,8 @@ def verdict_lower(
         ours += f"; a sign test needs ≥ {int(np.ceil(np.log2(1 / alpha)))} pairs all one way"
     why = (
         f"one-sided exact sign tests over (rep, layer) pairs: A below B p = {p:.3g}, A above "
-        f"B p = {p_above:.3g} (α = {alpha}); below in every pair and significant → holds, "
-        "significant only → partly, significantly above → does not hold, else inconclusive"
+        f"B p = {p_above:.3g} (α = {alpha}); significantly below → holds, significantly above → "
+        "does not hold (the same bar mirrored), else inconclusive"
     )
     return Claim(ours, paper, v, why), d.reset_index()
 
@@ -379,13 +292,15 @@ def verdict_no_masking(
     blacks: Sequence[str],
     alpha: float = ALPHA,
     paper: str = "",
+    floor: float = 0.01,
 ) -> Claim:
     """ "``method`` does not mask gradients": no black-box attack (``blacks``) is stronger
     than the white-box ``white`` on the same images (Athalye et al. 2018; Carlini et al.
     2019's checklist). Per black-box attack, pooled exact McNemar of the model's accuracy
     under it against under ``white`` on their common first images, per seed: a black-box
     accuracy significantly *above* the white-box one supports the claim, one significantly
-    below goes against it; :func:`decide` combines them."""
+    below goes against it; :func:`decide` combines them. A model below ``floor`` accuracy under
+    ``white`` has no robustness to mask: untestable."""
     d = df[(df["method"] == method) & df["attack"].isin([white, *blacks])]
     flat = d.assign(method=d["attack"], attack="accuracy")
     comps = {
@@ -395,6 +310,14 @@ def verdict_no_masking(
     }
     if not comps:
         return untestable("no black-box attack evaluated", "nothing to compare", paper)
+    white_acc = float(d[d["attack"] == white]["accuracy"].mean())
+    if white_acc < floor:
+        return untestable(
+            f"{method} keeps {100 * white_acc:.1f} % under {white}: no robustness for a "
+            "black-box attack to expose as masked gradients",
+            f"untestable below {100 * floor:.0f} % white-box accuracy",
+            paper,
+        )
     w = sum(outcome_counts(p)["better"] for p in comps.values())
     l = sum(outcome_counts(p)["worse"] for p in comps.values())
     v = decide(w, l, len(comps))
@@ -408,42 +331,7 @@ def verdict_no_masking(
         ours += "; " + _decide_n(comps.values(), alpha)
     why = (
         f"per black-box attack, pooled exact McNemar against {white} on the same images "
-        f"(α = {alpha}): black-box significantly weaker everywhere → holds; significantly "
-        "stronger at least as often as weaker → does not hold; some weaker → partly; none "
-        "significant → inconclusive"
-    )
-    return Claim(ours, paper, v, why)
-
-
-def verdict_fewer_epochs(
-    epochs_a: int,
-    epochs_b: int,
-    p: pd.DataFrame,
-    alpha: float = ALPHA,
-    paper: str = "",
-    name: str = "A vs B",
-) -> Claim:
-    """ "A reaches B's robustness in fewer epochs" (SNS vs PAT, Section V-C): A's training
-    epochs against B's, and A's accuracy against B's in the columns of the :func:`paired`
-    frame ``p`` (A − B). holds: fewer epochs and A never significantly worse ("reaches"
-    asks for no loss); does not hold: not fewer epochs, or A significantly worse in at
-    least as many columns as it is better; partly: fewer epochs, A worse somewhere but
-    better more often."""
-    w, l, _ = _counts(p)
-    fewer = epochs_a < epochs_b
-    if not fewer:
-        v = "does not hold"
-    elif l == 0:
-        v = "holds"
-    elif l >= w:
-        v = "does not hold"
-    else:
-        v = "partly"
-    ours = f"{epochs_a} vs {epochs_b} epochs; {_tally(name, p)}"
-    why = (
-        "fewer epochs and never significantly less accurate (pooled exact McNemar, "
-        f"α = {alpha}) → holds; not fewer, or significant losses at least as many as wins → "
-        "does not hold; fewer, more wins than losses → partly"
+        f"(α = {alpha}; black-box significantly weaker → for, stronger → against); {RULE_TEXT}"
     )
     return Claim(ours, paper, v, why)
 

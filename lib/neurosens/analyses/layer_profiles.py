@@ -1,8 +1,9 @@
 """Notebook 01 (Sections III, V-B): Eq. 1 and Eq. 11 on attack pairs, per-layer profiles,
-Table I, claim C6."""
+Table I, claims C6, C16, C19 and C30."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -12,8 +13,8 @@ import torch
 from scipy import stats as st
 from torch import nn
 
-from neurosens.analyses import stats
-from neurosens.analyses.claims import Claim, share_verdict, verdict_beats
+from neurosens.analyses import comparisons, seeds
+from neurosens.analyses.claims import RULE_TEXT, Claim, decide
 from neurosens.analyses.common import eval_images
 from neurosens.attacks.base import eval_mode
 from neurosens.attacks.registry import AttackSpec, make_spec
@@ -84,7 +85,7 @@ def c6_verdict(
     Test per layer and seed: one-sided Mann–Whitney U of b's neuron σ < a's; a layer counts
     as lower when b's mean σ is below a's *and* p < ``alpha`` in every seed, and as higher
     (evidence against) when the same holds in the opposite direction
-    (:func:`~neurosens.analyses.claims.share_verdict` of the two counts).
+    (:func:`~neurosens.analyses.claims.decide` of the two counts).
     """
     seeds = sorted({s for (m, s) in sens if m == a} & {s for (m, s) in sens if m == b})
     rows = []
@@ -114,12 +115,11 @@ def c6_verdict(
             f"{df['ratio_mean'].min():.2f}–{df['ratio_mean'].max():.2f}, {len(seeds)} seeds)"
         ),
         paper="PAT neurons less sensitive than Vanilla in all layers shown (Fig. 10)",
-        verdict=share_verdict(k, len(layers), against=up),
+        verdict=decide(k, up, len(layers)),
         why=(
             f"per layer and seed, one-sided Mann–Whitney U over neurons (PAT < Vanilla, and "
-            f"PAT > Vanilla), p < {alpha} with the mean on the same side in every seed; all "
-            "layers lower → holds; at least as many significantly higher → does not hold; "
-            "≥ half lower → partly; else inconclusive"
+            f"PAT > Vanilla), p < {alpha} with the mean on the same side in every seed (lower "
+            f"for, higher against); {RULE_TEXT}"
         ),
     )
     return df, claim
@@ -137,39 +137,46 @@ def c19_verdict(
     (``sens_a``) keep a higher σ than the others on a disjoint set (``sens_b``). Per model,
     layer and seed, one-sided Mann–Whitney U of σ_B(top) > σ_B(rest), and the reverse; a
     (model, layer) stands apart when p < alpha in every seed, and counts against when the
-    reverse does (:func:`~neurosens.analyses.claims.share_verdict`)."""
+    reverse does (:func:`~neurosens.analyses.claims.decide`). A layer so small that no
+    split of it can reach p < alpha (the exact test's smallest p is 1 / C(n, n_top): a
+    conv layer of 8 channels with 1 on top cannot go below 0.125) is untestable and
+    left out of the count."""
     rows = []
     models = sorted({m for m, _ in sens_a})
     for m in models:
         seeds = sorted(s for mm, s in sens_a if mm == m and (mm, s) in sens_b)
         for layer in layers:
-            ps, ps_rev, ratios = [], [], []
+            ps, ps_rev, ratios, testable = [], [], [], True
             for s in seeds:
                 a = torch.tensor(sens_a[(m, s)][layer], dtype=torch.float64)
                 b = np.asarray(sens_b[(m, s)][layer], dtype=float)
                 top = top_k(a, fraction).numpy()
                 rest = np.setdiff1d(np.arange(len(b)), top)
+                testable = testable and 1 / math.comb(len(b), len(top)) < alpha
                 ps.append(float(st.mannwhitneyu(b[top], b[rest], alternative="greater").pvalue))
                 ps_rev.append(float(st.mannwhitneyu(b[top], b[rest], alternative="less").pvalue))
                 ratios.append(float(np.mean(b[top]) / np.mean(b[rest])))
             rows.append(dict(model=m, layer=layer, ratio_top_rest=float(np.mean(ratios)),
-                             p_max=max(ps), apart=max(ps) < alpha,
-                             reversed=max(ps_rev) < alpha))  # fmt: skip
+                             p_max=max(ps), testable=testable,
+                             apart=testable and max(ps) < alpha,
+                             reversed=testable and max(ps_rev) < alpha))  # fmt: skip
     df = pd.DataFrame(rows)
-    k, rev = int(df["apart"].sum()), int(df["reversed"].sum())
+    k, rev, n_test = int(df["apart"].sum()), int(df["reversed"].sum()), int(df["testable"].sum())
+    small = sorted(set(df.loc[~df["testable"], "layer"]), key=list(layers).index)
+    tail = f"; untestable in {', '.join(small)} (too few neurons for p < {alpha})" if small else ""
     claim = Claim(
         ours=(
             f"top-{fraction:.0%} neurons (ranked on one image set) above the rest on a "
-            f"disjoint set in {k}/{len(df)} (model, layer) units, below in {rev}; σ ratio "
-            f"top/rest {df['ratio_top_rest'].min():.1f}–{df['ratio_top_rest'].max():.1f}"
+            f"disjoint set in {k}/{n_test} testable (model, layer) units, below in {rev}; σ "
+            f"ratio top/rest {df['ratio_top_rest'].min():.1f}–{df['ratio_top_rest'].max():.1f}"
+            + tail
         ),
         paper="a few sensitive neurons (top 10%) lead the rest in every layer (Fig. 10)",
-        verdict=share_verdict(k, len(df), against=rev),
+        verdict=decide(k, rev, n_test),
         why=(
             "per model, layer and seed, one-sided Mann–Whitney U of the held-out σ of the "
-            f"top-{fraction:.0%} against the rest, p < {alpha} in every seed; all units → "
-            "holds, reversals at least as many → does not hold, ≥ half → partly, else "
-            "inconclusive"
+            f"top-{fraction:.0%} against the rest, p < {alpha} in every seed (reversals "
+            f"against); {RULE_TEXT}"
         ),
     )
     return df, claim
@@ -229,19 +236,33 @@ def accuracy_table(
     return pd.DataFrame(rows)
 
 
-def c16_verdict(acc: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, Claim]:
-    """C16 (Table I): PAT is more robust than Vanilla to Gaussian noise — pooled exact
-    McNemar of PAT against Vanilla at every noise severity on the same images and noise
-    draws (:func:`~neurosens.analyses.claims.verdict_beats`)."""
+def _table1_verdict(acc: pd.DataFrame, prefix: str, alpha: float) -> tuple[pd.DataFrame, Claim]:
+    """PAT against Vanilla on Table I's columns starting with ``prefix``, training runs as
+    the unit (:func:`~neurosens.analyses.comparisons.verdict_effect`, δ from Table I)."""
     tidy = acc.rename(columns={"seed": "rep", "setting": "attack"})
-    cols = [a for a in dict.fromkeys(tidy["attack"]) if str(a).startswith("gauss")]
-    p = stats.paired(tidy, "pat", "vanilla", cols, alpha)
-    claim = verdict_beats(
-        {"PAT vs Vanilla": p},
-        alpha,
-        paper="PAT above Vanilla at every Gaussian-noise severity (Table I)",
-    )
-    return p, claim
+    cols = [a for a in dict.fromkeys(tidy["attack"]) if str(a).startswith(prefix)]
+    frame = seeds.seed_paired(tidy, "pat", "vanilla", cols, alpha)
+    effects = comparisons.paper_effects("pat", "vanilla", cols, paper="table1_cifar10_vgg16")
+    t = table("table1_cifar10_vgg16")
+    paper = ", ".join(f"{c}: {t.loc['PAT', c] - t.loc['Vanilla', c]:+.1f}" for c in cols)
+    claim = comparisons.verdict_effect(
+        {"PAT − Vanilla": frame}, effects, cols, alpha=alpha,
+        paper=f"PAT − Vanilla in points (Table I): {paper}",
+    )  # fmt: skip
+    return frame, claim
+
+
+def c16_verdict(acc: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, Claim]:
+    """C16 (Table I): PAT is more robust than Vanilla to Gaussian noise, at every severity,
+    on the same images and noise draws; seed-level intervals against half the paper's
+    PAT − Vanilla per severity (:func:`_table1_verdict`)."""
+    return _table1_verdict(acc, "gauss", alpha)
+
+
+def c30_verdict(acc: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, Claim]:
+    """C30 (Table I): PAT is far more robust than Vanilla under ℓ∞ PGD at every ε of Table
+    I, judged like C16 (:func:`_table1_verdict`)."""
+    return _table1_verdict(acc, "pgd_eps", alpha)
 
 
 def noise_cause(

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats as st
 
-from neurosens.analyses.claims import Claim, share_verdict
+from neurosens.analyses.claims import RULE_TEXT, Claim, decide
 from neurosens.analyses.common import ANALYSIS_VERSION, eval_images, to_tensors
 from neurosens.analyses.stats import spearman_up
 from neurosens.measures.targets import TargetResult, depth_table, importance_table, per_target
@@ -104,14 +105,10 @@ def c1_c2_verdicts(df: pd.DataFrame, n_classes: int) -> tuple[Claim, Claim]:
     Classes whose targeted attack never succeeded count as not tested (verdict over the
     ``n_classes`` classes).
 
-    C1 follows the paper's wording (Section IV-B: "there exists a positive correlation
-    between the neuron sensitivity and the neuron importance", supported by the per-class
-    range and the mean): holds when the class-mean r_s lies above the 97.5th percentile of
-    the null of a mean over the tested classes (mean of the class nulls, sd √(Σ sd²)/k with
-    each class's null sd read from its 95% interval) and no class is below chance; partly
-    when the mean is above but some class is below chance; does not hold when the mean lies
-    below the 2.5th percentile; else inconclusive. C2: every class above chance → holds,
-    :func:`~neurosens.analyses.claims.share_verdict` with the classes below chance against.
+    C1 and C2 follow one rule: per class, above chance is for the claim and below chance
+    against, combined by :func:`~neurosens.analyses.claims.decide`. The class-mean r_s
+    against the null of a mean over the tested classes (mean of the class nulls, sd
+    √(Σ sd²)/k, each class's null sd read from its 95% interval) is reported beside it.
     """
 
     p = reported()["section4b_cifar10_vgg16"]
@@ -123,15 +120,7 @@ def c1_c2_verdicts(df: pd.DataFrame, n_classes: int) -> tuple[Claim, Claim]:
     null_sd = (df["spearman_null_hi"] - df["spearman_null_lo"]) / (2 * 1.96)
     mean_null = float(df["spearman_null_mean"].mean()) if n_tested else float("nan")
     mean_sd = float(np.sqrt((null_sd**2).sum()) / k) if n_tested else float("nan")
-    r_mean = float(df["spearman"].mean()) if n_tested else float("nan")
-    if not n_tested:
-        c1_verdict = "untestable"
-    elif r_mean > mean_null + 1.96 * mean_sd:
-        c1_verdict = "holds" if sp_below == 0 else "partly"
-    elif r_mean < mean_null - 1.96 * mean_sd:
-        c1_verdict = "does not hold"
-    else:
-        c1_verdict = "inconclusive"
+    c1_verdict = decide(sp_above, sp_below, n_classes) if n_tested else "untestable"
     lr_above = int((df["lev_ratio"] > df["lev_ratio_null_hi"]).sum())
     lp_above = int((df["lev_paper"] > df["lev_paper_null_hi"]).sum())
     c1 = Claim(
@@ -146,10 +135,8 @@ def c1_c2_verdicts(df: pd.DataFrame, n_classes: int) -> tuple[Claim, Claim]:
         ),
         verdict=c1_verdict,
         why=(
-            "the paper's claim is a positive correlation: class-mean r_s(σ, mean φ) at pool5 "
-            "above the 97.5th percentile of the permutation null of a class mean and no class "
-            "below its 2.5th → holds; mean above, some class below → partly; mean below the "
-            "2.5th percentile → does not hold; else inconclusive"
+            "per class, r_s(σ, mean φ) at pool5 against its permutation null (above the "
+            f"97.5th percentile for, below the 2.5th against; the same rule as C2); {RULE_TEXT}"
         ),
     )
     c2 = Claim(
@@ -162,15 +149,48 @@ def c1_c2_verdicts(df: pd.DataFrame, n_classes: int) -> tuple[Claim, Claim]:
             f"S_ω {p['levenshtein_per_class_range'][0]}–{p['levenshtein_per_class_range'][1]} "
             f"(mean {p['levenshtein_mean']})"
         ),
-        verdict=share_verdict(lr_above, n_classes, against=lr_below) if n_tested else "untestable",
+        verdict=decide(lr_above, lr_below, n_classes) if n_tested else "untestable",
         why=(
             "per class, S_ω(Γ^y, Ω^y) (top-20) vs random top-20 lists (above the 97.5th or "
-            "below the 2.5th percentile), ratio form (the one the paper's 0.46 fits); every "
-            "class above → holds, classes below at least as many → does not hold, ≥ half "
-            "above → partly, else inconclusive"
+            "below the 2.5th percentile), ratio form (the one the paper's 0.46 fits); "
+            f"{RULE_TEXT}"
         ),
     )
     return c1, c2
+
+
+def c28_verdict(df: pd.DataFrame, alpha: float = 0.05) -> Claim:
+    """C28 (Figs. 2–3): the Spearman r_s of sensitivity and importance is lower than the
+    Levenshtein similarity S_ω of the top lists, per class (``df`` of
+    :func:`importance_rows`; S_ω in the ratio form the paper's numbers fit). One-sided
+    exact sign tests over the tested classes, both ways: significantly more classes with
+    r_s < S_ω → holds, significantly more with r_s > S_ω → does not hold (the same bar),
+    else inconclusive. The two scales have different chance levels, so the same comparison
+    after subtracting each class's null mean is reported beside it."""
+    n = len(df)
+    if not n:
+        return Claim("no class tested", "", "untestable", "no targeted attack succeeded")
+    lower = int((df["spearman"] < df["lev_ratio"]).sum())
+    higher = int((df["spearman"] > df["lev_ratio"]).sum())
+    p_lo = float(st.binomtest(lower, n, 0.5, alternative="greater").pvalue)
+    p_hi = float(st.binomtest(higher, n, 0.5, alternative="greater").pvalue)
+    verdict = "holds" if p_lo < alpha else "does not hold" if p_hi < alpha else "inconclusive"
+    above_sp = df["spearman"] - df["spearman_null_mean"]
+    above_lr = df["lev_ratio"] - df["lev_ratio_null_mean"]
+    p = reported()["section4b_cifar10_vgg16"]
+    return Claim(
+        ours=(
+            f"r_s below S_ω in {lower} of {n} classes (mean {df['spearman'].mean():.3f} vs "
+            f"{df['lev_ratio'].mean():.3f}, sign p {p_lo:.3f}); above chance by "
+            f"{above_sp.mean():.3f} vs {above_lr.mean():.3f}"
+        ),
+        paper=f"r_s mean {p['spearman_mean']} vs S_ω mean {p['levenshtein_mean']}",
+        verdict=verdict,
+        why=(
+            f"one-sided exact sign tests over classes (p < {alpha}): r_s < S_ω significantly "
+            "often → holds, r_s > S_ω significantly often → does not hold, else inconclusive"
+        ),
+    )
 
 
 def depth_rows(

@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats as st
 from torch import nn
 
-from neurosens.analyses.claims import Claim, decide, share_verdict
+from neurosens.analyses.claims import RULE_TEXT, Claim, decide
 from neurosens.analyses.common import ANALYSIS_VERSION, eval_images
 from neurosens.analyses.layer_profiles import pair_statistics
 from neurosens.analyses.stats import spearman_up
@@ -133,7 +132,7 @@ def ratio_summary(df: pd.DataFrame, value: str = "ratio_sensitive") -> pd.DataFr
     return out
 
 
-def _depth_of(layer: str) -> int:
+def depth_of(layer: str) -> int:
     return int("".join(ch for ch in layer if ch.isdigit()))
 
 
@@ -152,7 +151,7 @@ def c7_verdict(
     d = df[(df["attack"] == "pgd") & (df["level"] == eps) & df["layer"].str.startswith("conv")]
     rows = []
     for (model, seed), g in d.groupby(["model", "seed"]):
-        depth = g["layer"].map(_depth_of).to_numpy(float)
+        depth = g["layer"].map(depth_of).to_numpy(float)
         v = g[value].to_numpy(float)
         rho, p_one = spearman_up(depth, v)
         slope = float(np.polyfit(depth, v, 1)[0])
@@ -176,70 +175,8 @@ def c7_verdict(
         verdict=verdict,
         why=(
             f"per seed, one-sided Spearman test of ρ(depth, ratio) > 0 for Vanilla (p < {alpha}) "
-            "and Vanilla's least-squares slope above PAT's in every seed; both → holds; the "
-            "opposite findings at least as many → does not hold; one → partly; none → "
-            "inconclusive"
-        ),
-    )
-    return t, claim
-
-
-def c8_verdict(
-    df: pd.DataFrame,
-    value: str = "ratio_sensitive",
-    blocks: Sequence[int] | None = None,
-    levels: Sequence[float] | None = None,
-    alpha: float = 0.05,
-) -> tuple[pd.DataFrame, Claim]:
-    """C8: relu{i} has a larger ratio than conv{i} (ℓ∞ PGD), over ``blocks`` i and ε
-    ``levels`` (None: every block and ε of the sweep; Table II: blocks 10–13 at the ε it
-    prints).
-
-    Per model, block i, ε: relu > conv in every seed counts as amplified, relu < conv in
-    every seed as damped. One-sided exact sign tests over the block × ε cells, each
-    direction. holds: every cell of both models amplified; partly: amplification
-    significant for both models, damping for neither; does not hold: damping significant
-    for a model; else inconclusive.
-    """
-    d = df[df["attack"] == "pgd"].copy()
-    d["kind"] = d["layer"].str.extract(r"^([a-z]+)")[0]
-    d["block"] = d["layer"].map(_depth_of)
-    if blocks is not None:
-        d = d[d["block"].isin(list(blocks))]
-    if levels is not None:
-        d = d[d["level"].isin([float(e) for e in levels])]
-    w = d.pivot_table(index=["model", "seed", "level", "block"], columns="kind", values=value)
-    w["amplified"] = w["relu"] > w["conv"]
-    w["damped"] = w["relu"] < w["conv"]
-    cells = w.groupby(["model", "level", "block"])[["amplified", "damped"]].all().reset_index()
-    rows = []
-    for model, g in cells.groupby("model"):
-        k, j, m = int(g["amplified"].sum()), int(g["damped"].sum()), len(g)
-        p = float(st.binomtest(k, m, 0.5, alternative="greater").pvalue)
-        p_d = float(st.binomtest(j, m, 0.5, alternative="greater").pvalue)
-        rows.append(dict(model=model, amplified=k, damped=j, cells=m, p_sign=p, p_damped=p_d))
-    t = pd.DataFrame(rows)
-    if (t["amplified"] == t["cells"]).all():
-        verdict = "holds"
-    elif (t["p_damped"] < alpha).any():
-        verdict = "does not hold"
-    elif (t["p_sign"] < alpha).all():
-        verdict = "partly"
-    else:
-        verdict = "inconclusive"
-    claim = Claim(
-        ours="; ".join(
-            f"{r.model}: relu > conv in {r.amplified}/{r.cells} block×ε cells "
-            f"(sign p {r.p_sign:.3f})"
-            for r in t.itertuples()
-        ),
-        paper="ReLU ratios boom over the preceding conv in every listed layer (Table II)",
-        verdict=verdict,
-        why=(
-            "per block i and ε, ratio(relu_i) > ratio(conv_i) in every seed; all cells of "
-            f"both models → holds; one-sided sign test p < {alpha} for both, no significant "
-            "damping → partly; significant damping (relu < conv) → does not hold; else "
-            "inconclusive"
+            "and Vanilla's least-squares slope above PAT's in every seed (two parts; their "
+            f"opposites against); {RULE_TEXT}"
         ),
     )
     return t, claim
@@ -261,7 +198,7 @@ def c17_verdict(
     d = d[d["layer"].str.startswith("conv")]
     rows = []
     for (model, seed), g in d.groupby(["model", "seed"]):
-        depth = g["layer"].map(_depth_of).to_numpy(float)
+        depth = g["layer"].map(depth_of).to_numpy(float)
         v = g[value].to_numpy(float)
         rho, p_up = spearman_up(depth, v)
         rows.append(dict(model=model, seed=seed, rho=rho, p_up=p_up,
@@ -286,8 +223,7 @@ def c17_verdict(
         why=(
             f"per seed, one-sided Spearman tests of ρ(depth, ratio) for PAT (p < {alpha}) and "
             "the depth of Vanilla's largest ratio; PAT falling and Vanilla peaking in "
-            "conv1–conv6 in every seed → holds; the opposite findings at least as many → "
-            "does not hold; one → partly; none → inconclusive"
+            f"conv1–conv6 in every seed (two parts; their opposites against); {RULE_TEXT}"
         ),
     )
     return t, claim
@@ -311,7 +247,7 @@ def c18_verdict(
     for (model, layer), g in m.groupby(["model", "layer"], sort=False):
         rho, p_up = spearman_up(g["level"], g[value])
         slope = float(np.polyfit(g["level"].to_numpy(float), g[value].to_numpy(float), 1)[0])
-        rows.append(dict(model=model, layer=layer, depth=_depth_of(layer), rho=rho,
+        rows.append(dict(model=model, layer=layer, depth=depth_of(layer), rho=rho,
                          p_up=p_up, slope=slope))  # fmt: skip
     t = pd.DataFrame(rows)
     van = t[t.model == "Vanilla"].set_index("layer")
@@ -343,8 +279,7 @@ def c18_verdict(
         why=(
             "three parts (Vanilla's ρ(ε, ratio) falling with depth, one-sided Spearman; PAT's "
             f"ρ(ε, ratio) > 0 in every conv layer; PAT's slope below Vanilla's in every layer; "
-            f"α = {alpha}) and their opposites; all three → holds; opposites at least as many "
-            "→ does not hold; more for than against → partly; else inconclusive"
+            f"α = {alpha}) and their opposites; {RULE_TEXT}"
         ),
     )
     return t, claim
@@ -355,7 +290,7 @@ def table2_scope() -> tuple[list[int], list[float]]:
     prints): C8's verdict is taken there; the other blocks are beyond the paper."""
     t2 = reported()["table2_sensitivity_ratio_cifar10_vgg16"]
     layers = {layer for model in ("Vanilla", "PAT") for layer in t2[model]}
-    return sorted({_depth_of(layer) for layer in layers}), [float(e) for e in t2["eps"]]
+    return sorted({depth_of(layer) for layer in layers}), [float(e) for e in t2["eps"]]
 
 
 def c9_verdict(
@@ -364,7 +299,7 @@ def c9_verdict(
     """C9: the ratio grows with ε in every layer (ℓ∞ PGD, ε = 1…8 paper scale).
 
     Per model and layer (seed-mean curve): Spearman ρ(ε, ratio), one-sided p < alpha.
-    holds: every (model, layer) grows; partly: at least half; else does not hold.
+    Rising curves are for the claim, falling ones against (:func:`decide`).
     """
     d = df[(df["attack"] == "pgd") & df["layer"].isin(layers)]
     m = d.groupby(["model", "layer", "level"])[value].mean().reset_index()
@@ -382,11 +317,10 @@ def c9_verdict(
             f"{t['rho'].median():.2f}"
         ),
         paper="positive correlation between ratio and ε in all layers (Fig. 14, Table II)",
-        verdict=share_verdict(k, len(t), against=down),
+        verdict=decide(k, down, len(t)),
         why=(
             f"one-sided Spearman tests of ρ(ε, ratio) > 0 and < 0 (p < {alpha}) on the "
-            "seed-mean curve of each model and layer; all rising → holds, at least as many "
-            "falling → does not hold, ≥ half rising → partly, else inconclusive"
+            f"seed-mean curve of each model and layer (rising for, falling against); {RULE_TEXT}"
         ),
     )
     return t, claim

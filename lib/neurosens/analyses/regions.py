@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-from neurosens.analyses.claims import Claim
+from neurosens.analyses.claims import RULE_TEXT, Claim, decide
 from neurosens.analyses.common import ANALYSIS_VERSION, eval_images, neuron_groups
 from neurosens.analyses.profiles import sensitivity_profile
 from neurosens.analyses.stats import null_quantile_test
@@ -175,15 +175,7 @@ def c3_verdict(
         idx = np.concatenate([rng.choice(c, len(c)) for c in cells if len(c)])
         boots.append(_stratified_diff(iou[idx], is_sens[idx], strata[idx]))
     lo, hi = (float(q) for q in np.nanquantile(boots, [0.025, 0.975]))
-    sig, above = p < alpha, lo > 0
-    if sig and above:
-        verdict = "holds"
-    elif p_less < alpha and hi < 0:
-        verdict = "does not hold"
-    elif (sig or above) and not (p_less < alpha or hi < 0):
-        verdict = "partly"
-    else:
-        verdict = "inconclusive"
+    verdict = decide(int(p < alpha) + int(lo > 0), int(p_less < alpha) + int(hi < 0), 2)
     sd = float(np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2))
     z = st.norm.ppf(1 - alpha) + st.norm.ppf(0.8)
     n_need = 2 * (z * sd / abs(obs)) ** 2 if obs else float("inf")
@@ -207,9 +199,8 @@ def c3_verdict(
         verdict=verdict,
         why=(
             f"permutation test over neurons within layers (one-sided, p < {alpha}) and "
-            "bootstrap CI of the IoU difference above 0 → holds; both in the opposite "
-            "direction → does not hold; one of the two, none against → partly; else "
-            "inconclusive"
+            "bootstrap CI of the IoU difference (two parts: each above 0 for, below against); "
+            f"{RULE_TEXT}"
         ),
     )
     return res, claim

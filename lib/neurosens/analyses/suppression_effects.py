@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from neurosens.analyses.claims import Claim, untestable
+from neurosens.analyses.claims import RULE_TEXT, Claim, decide, untestable
 from neurosens.analyses.common import ANALYSIS_VERSION, eval_images
 from neurosens.analyses.profiles import sensitivity_profile
 from neurosens.attacks.registry import suppression_attacks
@@ -118,13 +118,20 @@ def _collapse_beta(acc: Mapping[float, float]) -> float:
     return max(low) if low else float("nan")
 
 
+#: how near the paper's collapse β (Fig. 9: ≈ 0.7) model A must collapse to match it
+COLLAPSE_NEAR = 0.1
+
+
 def c5_verdict(df: pd.DataFrame, n: int, attack: str = "clean") -> tuple[dict[str, float], Claim]:
     """C5: suppressing sensitive neurons hurts clean accuracy faster than random ones.
 
     Statistic: mean over β < 1 of acc_B − acc_A (B averaged over draws), i.e. the area
     between the clean-accuracy curves; paired bootstrap over the ``n`` test images (2000
-    resamples) gives a 95% interval. holds: interval above 0 and A collapses (below half
-    its β = 1 accuracy) at a β where B does not; partly: interval above 0 only.
+    resamples) gives a 95% interval. The paper's statement as made has three parts, each
+    for or against (:func:`~neurosens.analyses.claims.decide`): the gap's interval above 0
+    (below: against); A collapses (below half its β = 1 accuracy) at a larger β than B
+    (B first: against); A collapses near the paper's β (within :data:`COLLAPSE_NEAR`; at
+    another β or never: against).
     """
     d = df[(df["attack"] == attack) & (df["beta"] < 1.0)]
     betas = sorted(d["beta"].unique())
@@ -147,16 +154,11 @@ def c5_verdict(df: pd.DataFrame, n: int, attack: str = "clean") -> tuple[dict[st
     cb = _collapse_beta(acc["random"].to_dict())
     a_first = not math.isnan(ca) and (math.isnan(cb) or ca > cb)
     b_first = not math.isnan(cb) and (math.isnan(ca) or cb > ca)
-    if lo > 0 and a_first:
-        verdict = "holds"
-    elif lo > 0:
-        verdict = "partly"
-    elif hi < 0 or b_first:
-        verdict = "does not hold"
-    else:
-        verdict = "inconclusive"
-
     pb = reported()["section4d_suppression"]["sensitive_collapse_beta"]
+    near = not math.isnan(ca) and abs(ca - pb) <= COLLAPSE_NEAR
+    verdict = decide(
+        int(lo > 0) + int(a_first) + int(near), int(hi < 0) + int(b_first) + int(not near), 3
+    )
 
     def fmt(v: float) -> str:
         return "none" if math.isnan(v) else f"{v:g}"
@@ -170,9 +172,48 @@ def c5_verdict(df: pd.DataFrame, n: int, attack: str = "clean") -> tuple[dict[st
         paper=f"A collapses near β = {pb}, B still classifies there (Fig. 9)",
         verdict=verdict,
         why=(
-            "paired bootstrap over test images of the mean accuracy gap over β < 1; interval "
-            "above 0 and A collapsing at a larger β than B → holds; interval only → partly; "
-            "interval below 0 or B collapsing first → does not hold; else inconclusive"
+            "three parts: the paired-bootstrap interval of the mean accuracy gap over β < 1 "
+            f"above 0; A collapsing at a larger β than B; A collapsing within {COLLAPSE_NEAR:g} "
+            f"of the paper's β = {pb:g} (each opposite against); {RULE_TEXT}"
         ),
     )
     return res, claim
+
+
+def _group_mean(df: pd.DataFrame, group: str, beta: float, attack: str, n: int) -> np.ndarray:
+    sel = df[(df["group"] == group) & (df["beta"] == beta) & (df["attack"] == attack)]["flags"]
+    return np.mean([unpack_flags(f, n) for f in sel], axis=0)  # mean over draws (n,)
+
+
+def c29_verdict(
+    df: pd.DataFrame, n: int, beta: float = 0.95, margin: float = 0.02, attack: str = "pgd_linf"
+) -> Claim:
+    """C29 (Fig. 9 at β = 0.95): models A and B are about as accurate on clean images, and A
+    is more robust. Two parts, each from a paired bootstrap over the ``n`` test images (B
+    averaged over its draws; A and B modify one trained model, so images are the unit):
+    clean A − B inside ±``margin`` → for, entirely outside → against; ``attack`` A − B
+    above 0 → for, below → against; :func:`~neurosens.analyses.claims.decide` combines."""
+    if beta not in set(df["beta"]) or attack not in set(df["attack"]):
+        return untestable(f"no β = {beta:g} or no {attack} in the sweep", "nothing to compare")
+    rng = np.random.default_rng(0)
+    out = {}
+    for att in ("clean", attack):
+        d = _group_mean(df, "sensitive", beta, att, n) - _group_mean(df, "random", beta, att, n)
+        boots = [d[rng.integers(0, n, n)].mean() for _ in range(2000)]
+        out[att] = (float(d.mean()), *(float(q) for q in np.quantile(boots, [0.025, 0.975])))
+    (c, c_lo, c_hi), (r, r_lo, r_hi) = out["clean"], out[attack]
+    support = int(-margin <= c_lo and c_hi <= margin) + int(r_lo > 0)
+    against = int(c_lo > margin or c_hi < -margin) + int(r_hi < 0)
+    return Claim(
+        ours=(
+            f"at β = {beta:g}, A − B clean {100 * c:+.1f} points [{100 * c_lo:+.1f}, "
+            f"{100 * c_hi:+.1f}], under {attack} {100 * r:+.1f} [{100 * r_lo:+.1f}, "
+            f"{100 * r_hi:+.1f}] (N = {n})"
+        ),
+        paper="at β = 0.95 A and B similar on clean images, A more robust (Fig. 9)",
+        verdict=decide(support, against, 2),
+        why=(
+            f"paired bootstrap over images: clean A − B within ±{100 * margin:.0f} points → for, "
+            f"outside → against; {attack} A − B above 0 → for, below → against; {RULE_TEXT}"
+        ),
+    )

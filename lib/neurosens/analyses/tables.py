@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -88,14 +89,26 @@ LABELS = {
     "pgd_linf_adaptive": "ℓ∞ PGD (adaptive)",
     "worst": "worst case",
 }
+#: Table I's column names (page 01) as patterns
+_PATTERNS = (
+    (re.compile(r"^pgd_eps(\d+)$"), "ℓ∞ PGD, ε = {}/255"),
+    (re.compile(r"^gauss_s(\d)$"), "Gaussian noise, severity {}"),
+)
 PAPER_TABLE = "table3_cifar10_vgg16"
 
 Key = tuple[str, int]  # (method or row label, rep)
 
 
 def label(attack: str) -> str:
-    """Display label of a registry name (the name itself when it has none)."""
-    return LABELS.get(attack, attack)
+    """Display label of a registry name or a Table I column (``pgd_eps2`` → "ℓ∞ PGD, ε =
+    2/255"); the name itself when it has none."""
+    if attack in LABELS:
+        return LABELS[attack]
+    for pattern, fmt in _PATTERNS:
+        m = pattern.match(attack)
+        if m:
+            return fmt.format(m.group(1))
+    return attack
 
 
 def aa_description(config: Config) -> str:

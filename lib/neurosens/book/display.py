@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from neurosens.analyses.tables import LABELS
+from neurosens.analyses.tables import LABELS, label
 from neurosens.study.paper import PAPER_NAMES
 
 __all__ = [
@@ -47,24 +47,16 @@ CHAR_PX, CELL_PAD_PX = 8.0, 16
 COMPACT_CHAR_PX, COMPACT_PAD_PX = 7.0, 10
 
 
-_PATTERNS = (
-    (re.compile(r"^pgd_eps(\d+)$"), "ℓ∞ PGD, ε = {}/255"),
-    (re.compile(r"^gauss_s(\d)$"), "Gaussian noise, severity {}"),
-)
 _P_COLUMN = re.compile(r"^p(_[a-z_]+)?$")
 
 
 def human(text: str) -> str:
     """A registry or method name as a reader reads it (``pgd_eps2`` → "ℓ∞ PGD, ε = 2/255",
     ``pgd_linf`` → "ℓ∞ PGD", ``sns`` → "SNS"); other text unchanged."""
-    if text in LABELS:
-        return LABELS[text]
+    if label(text) != text:
+        return label(text)
     if text in PAPER_NAMES:
         return PAPER_NAMES[text]
-    for pattern, fmt in _PATTERNS:
-        m = pattern.match(text)
-        if m:
-            return fmt.format(m.group(1))
     first, _, rest = text.partition(" ")
     if first in LABELS and re.fullmatch(r"[kε]=\S+", rest):  # "pgd_linf k=3" → "ℓ∞ PGD, k = 3"
         return f"{LABELS[first]}, {rest.replace('=', ' = ')}"
@@ -261,12 +253,12 @@ PAIRED_COLUMNS = ["attack", "rep", "n", "acc_a", "acc_b", "diff", "diff_lo", "di
 
 def paired_view(comparisons: Mapping[str, pd.DataFrame], title: str = "") -> Any:
     """Paired tests as a reader wants them: a forest plot of the pooled differences with
-    their intervals (:func:`neurosens.book.plots.forest`), and every row (per seed and
+    their intervals (:func:`neurosens.book.forest.forest`), and every row (per seed and
     pooled) in a dropdown below it."""
     import matplotlib.pyplot as plt  # lazy: plotting is for the pages only
     from IPython.display import HTML  # lazy: the optional [book] extra
 
-    from neurosens.book.plots import forest
+    from neurosens.book.forest import forest
 
     attacks = {a for p in comparisons.values() for a in p["attack"]}
     fig = forest(comparisons, {a: human(str(a)) for a in attacks}, title)
@@ -288,4 +280,50 @@ def paired_view(comparisons: Mapping[str, pd.DataFrame], title: str = "") -> Any
         '<details class="ns-details"><summary>Every paired test (per seed and pooled; '
         "accuracies and differences in %, exact McNemar p)</summary>"
         f"{table}</details>"
+    )
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt  # lazy: plotting is for the pages only
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def seed_view(
+    comparisons: Mapping[str, pd.DataFrame],
+    effects: Mapping[str, Any],
+    columns: Any,
+    *,
+    negate: bool = False,
+    title: str = "",
+) -> Any:
+    """Comparisons between training procedures as a reader wants them: the seed-level forest
+    plot (:func:`neurosens.book.forest.seed_forest`) and, in a dropdown, every column's
+    seed-level interval, δ and verdict and every seed's difference."""
+    from IPython.display import HTML  # lazy: the optional [book] extra
+
+    from neurosens.analyses.comparisons import effect_rows
+    from neurosens.book.forest import seed_forest
+
+    rows = effect_rows(comparisons, effects, columns, negate)
+    png = _png(seed_forest(comparisons, rows, {c: human(str(c)) for c in columns}, title))
+    t = rows.drop(columns=["images", "seeds"]).copy()
+    for c in ("diff", "lo", "hi", "effect"):
+        t[c] = (100 * t[c]).round(2)
+    t["column"] = t["column"].map(lambda c: human(str(c)))
+    t = t.rename(columns={"diff": "mean Δ (points)", "lo": "low", "hi": "high", "effect": "δ"})
+    per = pd.concat([f.assign(comparison=n) for n, f in comparisons.items()], ignore_index=True)[
+        ["comparison", "attack", "seed", "n", "acc_a", "acc_b", "diff", "lo", "hi"]
+    ]
+    for c in ("acc_a", "acc_b", "diff", "lo", "hi"):
+        per[c] = (100 * per[c]).round(2)
+    return HTML(
+        f'<img class="ns-figure" alt="{html.escape(title or "seed-level comparisons")}" '
+        f'src="data:image/png;base64,{png}">'
+        '<details class="ns-details"><summary>Every column: seed-level interval, δ and verdict; '
+        "every seed's difference (points)</summary>"
+        f"{table_html(t)}{table_html(per)}</details>"
     )

@@ -3,7 +3,7 @@
 ``python -m neurosens book execute --profile cpu`` runs every ``notebooks/NN-*.ipynb`` with
 papermill into ``book/`` (training disallowed unless the environment allows it);
 ``python -m neurosens book pages`` writes the generated pages (settings table, scorecard,
-intro summary, CPU budget).
+intro summary, the analysis plan, CPU budget).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from neurosens.analyses.common import image_ranges
+from neurosens.book.plan import write_plan_page
 from neurosens.book.scorecard import NOTEBOOK_GLOB, write_intro_summary, write_scorecard_page
 from neurosens.core.config import resolve
 from neurosens.core.files import replace_block
@@ -168,5 +169,6 @@ def write_pages() -> None:
 
     write_scorecard_page()
     write_intro_summary()
+    write_plan_page()
 
     write_budget_section()

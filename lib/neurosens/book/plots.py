@@ -21,7 +21,6 @@ from neurosens.study.paper import PAPER_NAMES
 __all__ = [
     "METHOD_COLOURS",
     "class_bars",
-    "forest",
     "group_strip",
     "image_grid",
     "lambda_panels",
@@ -436,38 +435,6 @@ def lambda_panels(
     )
     for ax in axes[len(ys) :]:
         ax.remove()
-    if title:
-        fig.suptitle(_wrap(title, fig))
-    fig.tight_layout()
-    return fig
-
-
-def forest(
-    comparisons: Mapping[str, pd.DataFrame], label: Mapping[str, str] | None = None, title: str = ""
-) -> plt.Figure:
-    """Paired tests as a forest plot: per comparison (one panel each) and attack, the pooled
-    accuracy difference A − B in points with its 95% paired-bootstrap interval; a filled
-    marker where the exact McNemar test is significant (``outcome`` better/worse), hollow
-    where it is not. ``comparisons`` maps a name ("SNS vs PAT") to a frame of
-    :func:`neurosens.analyses.stats.paired`; ``label`` names the attacks."""
-    label = label or {}
-    n = len(comparisons)
-    rows = max(len(p[p["rep"] == "pooled"]) for p in comparisons.values())
-    fig, axes = plt.subplots(
-        1, n, figsize=(min(4.2 * n, 9.0), 0.9 + 0.32 * rows), sharey=True, squeeze=False
-    )
-    for ax, (name, p) in zip(axes[0], comparisons.items(), strict=True):
-        pooled = p[p["rep"] == "pooled"].reset_index(drop=True)
-        ys = np.arange(len(pooled))[::-1]
-        for y, (_, r) in zip(ys, pooled.iterrows(), strict=True):
-            sig = r["outcome"] in ("better", "worse")
-            colour = {"better": _CB[2], "worse": _CB[3]}.get(r["outcome"], "grey")
-            ax.plot([100 * r["diff_lo"], 100 * r["diff_hi"]], [y, y], color=colour, lw=2)
-            ax.plot(100 * r["diff"], y, "o", color=colour, mfc=colour if sig else "white", ms=6)
-        ax.axvline(0, color="black", lw=0.8)
-        ax.set_yticks(ys, [label.get(a, a) for a in pooled["attack"]])
-        ax.set_title(_wrap(name, fig, 0.9 / n), fontsize="medium")
-        ax.set_xlabel("difference A − B (points)")
     if title:
         fig.suptitle(_wrap(title, fig))
     fig.tight_layout()

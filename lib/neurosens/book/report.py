@@ -13,10 +13,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from neurosens.analyses import stats
+from neurosens.analyses import registry, stats
 from neurosens.analyses.claims import Claim
 
-__all__ = ["glue", "glue_claim", "glue_md", "glue_paired", "glue_summary"]
+__all__ = [
+    "claim_box",
+    "glue",
+    "glue_boxes",
+    "glue_claim",
+    "glue_md",
+    "glue_paired",
+    "glue_summary",
+]
 
 
 def glue(name: str, value: Any, fmt: str = "{:.4g}", display: bool = False) -> None:
@@ -41,17 +49,19 @@ def glue_md(name: str, text: str) -> None:
     print(f"{name} = {text}")
 
 
-def glue_claim(cid: str, claim: Claim) -> None:
-    """Glue claim ``cid``: its scorecard record ``claim_<cid>`` (read by
-    :mod:`neurosens.book.scorecard`) and its verdict as inline Markdown ``verdict_<cid>``
-    (for ``{glue:md}`verdict_C6``` in prose); print it for nbval. The one glue path of
-    every claim."""
+def glue_claim(cid: str, claim: Claim, reading: str | None = None) -> None:
+    """Glue claim ``cid`` of the registry (under ``reading`` for an SNS claim, see
+    :func:`neurosens.analyses.registry.glue_key`): its scorecard record ``claim_<key>``
+    (read by :mod:`neurosens.book.scorecard`) and its verdict as inline Markdown
+    ``verdict_<key>`` (for ``{glue:md}`verdict_C6``` in prose); print it for nbval. The one
+    glue path of every claim; an ID or reading the registry does not know fails."""
     from IPython.display import Markdown  # lazy: the optional [book] extra
     from myst_nb import glue as _glue  # lazy: the optional [book] extra
 
-    _glue(f"claim_{cid}", claim.record(), display=False)
-    _glue(f"verdict_{cid}", Markdown(f"**{claim.verdict}**"), display=False)
-    print(f"claim {cid}: {claim.verdict} — ours {claim.ours}; paper {claim.paper}")
+    key = registry.glue_key(cid, reading)
+    _glue(f"claim_{key}", claim.record(), display=False)
+    _glue(f"verdict_{key}", Markdown(f"**{claim.verdict}**"), display=False)
+    print(f"claim {key}: {claim.verdict} — ours {claim.ours}; paper {claim.paper}")
 
 
 def glue_summary(
@@ -88,3 +98,35 @@ def glue_paired(p: pd.DataFrame, name: str) -> None:
     for att, r in stats.pooled(p).iterrows():
         glue(f"p_{name}_{att}", round(float(r["p_value"]), 3), fmt="{:.3f}")
         glue(f"d_{name}_{att}", round(100 * float(r["diff"]), 1), fmt="{:.1f}")
+
+
+def claim_box(cid: str) -> str:
+    """Claim ``cid``'s box as Markdown, from the registry alone: its title, the paper's
+    sentence and where it stands, and what is tested (comparison, unit, deciding metrics,
+    effect of interest, rule)."""
+    s = registry.spec(cid)
+    quote = f" “{s.sentence}”" if s.sentence else ""
+    return (
+        f"**{cid} · {s.title}.** *The paper ({s.where}):*{quote} *Tested here:* {s.compares}; "
+        f"unit: {s.unit}; decided on {', '.join(s.metrics)}; effect of interest: {s.effect}; "
+        f"rule: {s.rule}."
+    )
+
+
+def glue_boxes(page: str) -> list[str]:
+    """Glue ``box_<ID>`` (:func:`claim_box`, for ``{glue:md}`box_C22``` in a page's prose)
+    and ``title_<ID>`` (the registry's title, for ``{glue:md}`title_C22```) for every
+    claim the registry tests on ``page`` ("06", "06b"), under any reading; returns their
+    IDs."""
+    from IPython.display import Markdown  # lazy: the optional [book] extra
+    from myst_nb import glue as _glue  # lazy: the optional [book] extra
+
+    ids = [
+        cid
+        for cid, s in registry.registry().items()
+        if s.page == page or page in s.readings.values()
+    ]
+    for cid in ids:
+        _glue(f"box_{cid}", Markdown(claim_box(cid)), display=False)
+        _glue(f"title_{cid}", Markdown(registry.spec(cid).title), display=False)
+    return ids

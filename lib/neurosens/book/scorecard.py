@@ -1,10 +1,14 @@
-"""The claims scorecard: the paper's claims, our measured value, the paper's, a verdict.
+"""The claims scorecard: the registry's claims, our measured value, the paper's, a verdict.
 
-Each executed notebook glues, per claim it tests, a record
-``claim_<ID>``: the record of a :class:`neurosens.analyses.claims.Claim` (ours, paper,
-verdict ∈ :data:`~neurosens.analyses.claims.VERDICTS`, why), through
+Titles, sentences and rules come from the claims registry
+(:mod:`neurosens.analyses.registry`). Each executed notebook glues, per claim it tests, a
+record ``claim_<key>`` (``key`` from :func:`neurosens.analyses.registry.glue_key`: ``C6``,
+or ``C10_R1`` / ``C10_headline`` for an SNS claim under a reading): the record of a
+:class:`neurosens.analyses.claims.Claim` (ours, paper, verdict ∈
+:data:`~neurosens.analyses.claims.VERDICTS`, why), through
 :func:`neurosens.book.report.glue_claim`. This module reads those glued records from
-``book/*.ipynb`` and writes ``book/scorecard.md``; nothing on that page is typed by hand.
+``book/*.ipynb`` and writes ``book/scorecard.md`` and the intro's generated blocks;
+nothing on those pages is typed by hand.
 """
 
 from __future__ import annotations
@@ -14,17 +18,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+from neurosens.analyses import registry
 from neurosens.analyses.claims import VERDICTS, Claim
 from neurosens.core.files import replace_block
 from neurosens.core.paths import project_root
 
 __all__ = [
     "BADGES",
-    "CLAIMS",
     "NOTEBOOK_GLOB",
     "badge",
     "claims_table",
     "collect_claims",
+    "counted",
     "notebook_titles",
     "summary_text",
     "write_intro_summary",
@@ -34,53 +39,6 @@ __all__ = [
 #: the book's notebooks: ``NN-name.ipynb``, or ``NNx-name.ipynb`` for a section added
 #: between two others (``06b-sns-readings`` after ``06-sns-training``)
 NOTEBOOK_GLOB = "[0-9][0-9]*-*.ipynb"
-
-#: id → (the paper's claim, the notebook that tests it)
-CLAIMS: dict[str, tuple[str, str]] = {
-    "C1": (
-        "neuron sensitivity and importance are positively correlated (Spearman, per target)",
-        "02",
-    ),
-    "C2": (r"Levenshtein similarity of $\Gamma^y$ and $\Omega^y$ > chance", "02"),
-    "C3": ("sensitive neurons' regions of interest drift more than vanilla neurons'", "02"),
-    "C4": ("cross-target similarity of sensitive neurons falls with depth", "03"),
-    "C5": ("suppressing sensitive neurons hurts clean accuracy faster than random ones", "04"),
-    "C6": ("PAT lowers neuron sensitivity in every layer", "01"),
-    "C7": ("sensitivity ratio grows with depth, faster for Vanilla than PAT", "05"),
-    "C8": ("ReLU layers amplify the sensitivity ratio relative to the preceding conv", "05"),
-    "C9": ("sensitivity ratio grows with ε in every layer", "05"),
-    "C10": (
-        "SNS beats PAT and ALP on clean accuracy and every attack (under the reading of "
-        "Algorithm 1 most favourable to the paper)",
-        "06b",
-    ),
-    "C11": ("SNS_rand < PAT and SNS_all < SNS", "07"),
-    "C12": ("conv8–conv13 is the best layer choice for SNS", "07"),
-    "C13": ("SNS lowers sensitivity in its layers below PAT", "06"),
-    "C14": ("SNS_dyn ≈ SNS", "07"),
-    "C15": ("SNS ≥ PAT, ALP across the Fig. 15 ε and k sweeps", "06"),
-    "C16": ("PAT is more robust than Vanilla to Gaussian noise (Table I)", "01"),
-    "C17": (
-        "noise is absorbed by PAT; Vanilla's noise ratio peaks at an early layer (Fig. 13b)",
-        "05",
-    ),
-    "C18": (
-        "Vanilla's ratio–ε correlation weakens with depth; PAT's stays proportional with "
-        "a smaller slope (Fig. 14)",
-        "05",
-    ),
-    "C19": ("the top-10% sensitive neurons stand apart from the rest (Fig. 10)", "01"),
-    "C20": ("SNS beats SNS_rand: selecting the sensitive neurons matters (Table III)", "07"),
-    "C21": ("SNS lowers sensitivity in its layers below Vanilla (Fig. 17)", "06"),
-    "C22": ("ALP is no better than PAT (Table III)", "06"),
-    "C23": ("SNS does not mask gradients: black-box attacks do not beat white-box ones", "06"),
-    "C24": ("SNS reaches its robustness in fewer epochs than PAT", "06"),
-    "C25": (
-        "the SNS term adds robustness: SNS beats the same training without it (λ = 0), "
-        "under the reading most favourable to the paper",
-        "06b",
-    ),
-}
 
 
 def _glued(nb_path: Path) -> dict[str, Any]:
@@ -151,11 +109,23 @@ def notebook_titles(book_dir: Path) -> dict[str, str]:
     return out
 
 
+def counted(cid: str, found: dict[str, dict[str, Any]]) -> tuple[dict[str, Any] | None, str | None]:
+    """The record the scorecard counts for claim ``cid`` and its reading: an SNS claim's
+    verdict under the headline reading (:func:`neurosens.analyses.registry.plan` says why),
+    any other claim's own record."""
+    s = registry.spec(cid)
+    if not s.readings:
+        return found.get(cid), None
+    return found.get(registry.glue_key(cid, "headline")), "headline"
+
+
 def _section(cid: str, found: dict[str, dict[str, Any]], titles: dict[str, str]) -> tuple[str, str]:
     """(file name, title) of the section that tests claim ``cid``: the notebook that glued
-    it, else the first whose name starts with the planned one ("06b")."""
-    rec = found.get(cid)
-    nb = rec["notebook"] if rec else CLAIMS[cid][1]
+    its counted record, else the first whose name starts with the registry's page."""
+    rec, _ = counted(cid, found)
+    s = registry.spec(cid)
+    page = s.readings.get("headline", s.page) if s.readings else s.page
+    nb = rec["notebook"] if rec else page
     names = [nb] if nb.endswith(".ipynb") else [n for n in titles if n.startswith(f"{nb}-")]
     name = names[0] if names else (nb if nb.endswith(".ipynb") else f"{nb}.ipynb")
     return name, titles.get(name, name.removesuffix(".ipynb"))
@@ -166,48 +136,67 @@ def _md_row(cells: list[str]) -> str:
 
 
 def _claims_by_section(
-    found: dict[str, dict[str, Any]], book_dir: Path
+    found: dict[str, dict[str, Any]], book_dir: Path, ids: list[str] | None = None
 ) -> dict[tuple[str, str], list[str]]:
     """{(file name, title) of a section: its claims}, sections in book order."""
     titles = notebook_titles(book_dir)
     by: dict[tuple[str, str], list[str]] = {}
-    for cid in CLAIMS:
+    for cid in ids if ids is not None else registry.registry():
         by.setdefault(_section(cid, found, titles), []).append(cid)
     return dict(sorted(by.items()))
 
 
+def _verdict_cell(rec: dict[str, Any] | None) -> str:
+    return badge(rec["verdict"]) if rec else "not yet run"
+
+
+def _r1_cell(cid: str, found: dict[str, dict[str, Any]]) -> str:
+    s = registry.spec(cid)
+    if "R1" not in s.readings:
+        return "—"
+    return _verdict_cell(found.get(registry.glue_key(cid, "R1")))
+
+
+def _rules(cid: str, found: dict[str, dict[str, Any]]) -> str:
+    s = registry.spec(cid)
+    quote = f"“{s.sentence}” " if s.sentence else ""
+    lines = [f"- **{cid}** {quote}({s.where}). Compares {s.compares}; unit: {s.unit}; "
+             f"decided on {', '.join(s.metrics)}; effect of interest: {s.effect}."]  # fmt: skip
+    if s.note:
+        lines.append(f"  - *On the paper's text:* {s.note}")
+    keys = [registry.glue_key(cid, r) for r in s.readings] if s.readings else [cid]
+    for key in keys:
+        if key in found:
+            lines.append(f"  - {key.replace('_', ' under ', 1)}: {found[key]['why']}")
+    return "\n".join(lines)
+
+
 def write_scorecard_page(path: Path | None = None) -> Path:
-    """``book/scorecard.md``: the claims grouped by the section (notebook) that tests them,
-    each with ours, the paper's and a verdict badge; each section's decision rules in a
-    dropdown below its table."""
+    """``book/scorecard.md``: the registry's claims grouped by the section that tests them,
+    each with ours, the paper's, the counted verdict and (SNS claims) the verdict under R1;
+    each section's sentences and rules in a dropdown below its table."""
     path = path or project_root() / "book" / "scorecard.md"
     found = collect_claims(path.parent)
     parts = [
         "# Claims scorecard\n",
-        "Generated from the values the executed notebooks glue (`neurosens.book.scorecard`); "
-        "ours on the cpu profile, the paper's on CIFAR-10 VGG-16. Each claim links to the "
-        "section that tests it; the rule that decided each verdict is in the dropdown below "
-        "its section's table.\n",
+        "Generated from the claims registry and the records the executed notebooks glue "
+        "(`neurosens.book.scorecard`); ours on the profile the book was executed with, the "
+        "paper's on CIFAR-10 VGG-16. Claims about SNS have a verdict under two readings of "
+        f"Algorithm 1; the one counted is the headline reading's. {registry.plan()['headline']} "
+        "The [plan](plan.md) lists every change to a rule since it was fixed.\n",
     ]
     for (doc, title), ids in _claims_by_section(found, path.parent).items():
         parts.append(f"## [{title}]({doc})\n")
-        rows = ["| claim | ours | paper | verdict |", "|---|---|---|---|"]
-        rules = []
+        rows = ["| claim | ours | paper | verdict | under R1 |", "|---|---|---|---|---|"]
         for cid in ids:
-            claim, _ = CLAIMS[cid]
-            rec = found.get(cid)
-            if rec is None:
-                rows.append(_md_row([f"**{cid}** {claim}", "—", "—", "not yet run"]))
-                continue
-            rows.append(
-                _md_row([f"**{cid}** {claim}", rec["ours"], rec["paper"], badge(rec["verdict"])])
-            )
-            rules.append(f"- **{cid}**: {rec['why']}")
+            rec, _ = counted(cid, found)
+            name = f"**{cid}** {registry.spec(cid).title}"
+            ours, paper = (rec["ours"], rec["paper"]) if rec else ("—", "—")
+            rows.append(_md_row([name, ours, paper, _verdict_cell(rec), _r1_cell(cid, found)]))
         parts.append("\n".join(rows) + "\n")
-        if rules:
-            parts.append(
-                ":::{dropdown} How each verdict was decided\n" + "\n".join(rules) + "\n:::\n"
-            )
+        rules = "\n".join(_rules(cid, found) for cid in ids)
+        parts.append(f":::{{dropdown}} The paper's sentences and how each verdict was decided\n"
+                     f"{rules}\n:::\n")  # fmt: skip
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
 
@@ -215,84 +204,97 @@ def write_scorecard_page(path: Path | None = None) -> Path:
 TABLE_START, TABLE_END = "<!-- claims-table:start -->", "<!-- claims-table:end -->"
 
 
-def claims_table(found: dict[str, dict[str, Any]], book_dir: Path) -> str:
-    """The intro's claims table: each claim in plain words, its verdict as a badge and a
-    link to the section that tests it (the numbers are on the scorecard and the pages)."""
-    run = [found[c]["verdict"] for c in CLAIMS if c in found]
+def _tally(found: dict[str, dict[str, Any]]) -> tuple[str, int]:
+    reg = registry.registry()
+    run = [rec["verdict"] for cid in reg if (rec := counted(cid, found)[0])]
     tally = " · ".join(f"{badge(v)} {run.count(v)}" for v in VERDICTS if run.count(v))
-    head = f"Of the {len(CLAIMS)} claims: {tally}." + (
-        f" Not yet run: {len(CLAIMS) - len(run)}." if len(run) < len(CLAIMS) else ""
-    )
-    rows = [head, "", "| claim | verdict | tested in |", "|---|---|---|"]
-    for (doc, title), ids in _claims_by_section(found, book_dir).items():
-        short = title.split(" (")[0]  # the heading without its "(Section …, Fig. …)"
-        for cid in ids:
-            rec = found.get(cid)
-            verdict = badge(rec["verdict"]) if rec else "not yet run"
-            rows.append(_md_row([f"**{cid}** {CLAIMS[cid][0]}", verdict, f"[{short}]({doc})"]))
+    return tally, len(reg) - len(run)
+
+
+def claims_table(found: dict[str, dict[str, Any]], book_dir: Path) -> str:
+    """The intro's claims table: the abstract's claims first, then the rest by section;
+    each in plain words with its counted verdict, its verdict under R1 (SNS claims) and a
+    link to the section that tests it."""
+    reg = registry.registry()
+    tally, missing = _tally(found)
+    head = f"Of the {len(reg)} claims: {tally}." + (f" Not yet run: {missing}." if missing else "")
+    rows = [head, "", "| claim | verdict | under R1 | tested in |", "|---|---|---|---|"]
+    lead = [c for c, s in reg.items() if s.abstract]
+    rest = [c for c in reg if c not in lead]
+    for ids in (lead, rest):
+        for (doc, title), group in _claims_by_section(found, book_dir, ids).items():
+            short = title.split(" (")[0]  # the heading without its "(Section …, Fig. …)"
+            for cid in group:
+                rec, _ = counted(cid, found)
+                first = "the abstract: " if cid in lead else ""
+                rows.append(_md_row([f"**{cid}** {first}{reg[cid].title}", _verdict_cell(rec),
+                                     _r1_cell(cid, found), f"[{short}]({doc})"]))  # fmt: skip
     return "\n".join(rows)
 
 
-#: the claim whose numbers an intro sentence quotes first, when it is in that group
-HEADLINE_ORDER = ("C10", "C6", "C1", "C5", "C4", "C7", "C13")
 START, END = "<!-- scorecard-summary:start -->", "<!-- scorecard-summary:end -->"
 
+_SAYS = {
+    "holds": "holds",
+    "partly": "holds only in part",
+    "does not hold": "does not hold",
+    "inconclusive": "is inconclusive at our number of seeds and images",
+    "untestable": "cannot be tested yet",
+}
+#: the same, for a count of claims
+_SAY_MANY = {
+    "holds": "hold",
+    "partly": "hold only in part",
+    "does not hold": "do not hold",
+    "inconclusive": "are inconclusive",
+    "untestable": "cannot be tested yet",
+}
 
-def _example(ids: list[str], found: dict[str, dict[str, Any]]) -> str:
-    cid = next((c for c in HEADLINE_ORDER if c in ids), ids[0])
-    return f"{cid} ({CLAIMS[cid][0]}): ours {found[cid]['ours']}, the paper {found[cid]['paper']}"
 
-
-def _says(verdict: str) -> str:
-    return {
-        "holds": "holds",
-        "partly": "holds only partly",
-        "does not hold": "does not hold",
-        "inconclusive": "is inconclusive",
-        "untestable": "cannot be tested",
-    }[verdict]
+def _sentence(cid: str, found: dict[str, dict[str, Any]]) -> str:
+    s = registry.spec(cid)
+    rec, _ = counted(cid, found)
+    if rec is None:
+        return f"{cid}, that {s.title}, has not been run"
+    r1 = found.get(registry.glue_key(cid, "R1")) if s.readings else None
+    if r1 and r1["verdict"] == rec["verdict"]:
+        return f"{cid}, that {s.title}, {_SAYS[rec['verdict']]} under both readings"
+    out = f"{cid}, that {s.title}, {_SAYS[rec['verdict']]}"
+    if s.readings:
+        out += " under the headline reading"
+        if r1:
+            says = _SAYS[r1["verdict"]].removesuffix(" at our number of seeds and images")
+            out += f" and {says} under R1"
+    return out
 
 
 def summary_text(found: dict[str, dict[str, Any]]) -> str:
-    """Two sentences on what held and what did not, built from the claim records alone."""
-    by: dict[str, list[str]] = {v: [] for v in VERDICTS}
-    for cid in CLAIMS:
-        if cid in found:
-            by[found[cid]["verdict"]].append(cid)
-    n_run = sum(len(v) for v in by.values())
-    if not n_run:
+    """Sentences on the abstract's claims, then a count of the rest, from the records."""
+    reg = registry.registry()
+    if not any(counted(c, found)[0] for c in reg):
         return "No notebook has been executed yet, so no claim has a verdict."
-    held = by["holds"]
+    lead = [c for c, s in reg.items() if s.abstract]
     first = (
-        f"**What held.** Of the {len(CLAIMS)} claims, {len(held)} hold at our scale "
-        f"({', '.join(held)}), e.g. {_example(held, found)}."
-        if held
-        else f"**What held.** None of the {n_run} claims tested holds in full at our scale."
+        "**The abstract's claims.** Of what the paper's abstract claims, we find "
+        + "; ".join(_sentence(c, found) for c in lead)
+        + "."
     )
-    rest = by["does not hold"] + by["partly"] + by["inconclusive"]
-    second = (
-        f"**What did not.** {len(by['does not hold'])} do not hold "
-        f"({', '.join(by['does not hold']) or 'none'}), {len(by['partly'])} hold only "
-        f"partly ({', '.join(by['partly']) or 'none'}) and {len(by['inconclusive'])} are "
-        f"inconclusive at our N ({', '.join(by['inconclusive']) or 'none'}), e.g. "
-        f"{_example(rest, found)}."
-        if rest
-        else "**What did not.** Every claim tested holds."
+    by: dict[str, list[str]] = {v: [] for v in VERDICTS}
+    missing = []
+    for cid in reg:
+        if cid in lead:
+            continue
+        rec, _ = counted(cid, found)
+        (by[rec["verdict"]] if rec else missing).append(cid)
+    counts = ", ".join(
+        f"{len(ids)} {(_SAYS if len(ids) == 1 else _SAY_MANY)[v]} ({', '.join(ids)})"
+        for v, ids in by.items()
+        if ids
     )
-    extra = []
-    if "C10" in found and "C25" in found:
-        extra.append(
-            f"**SNS under every reading of Algorithm 1** (page 06b). Under the reading most "
-            f"favourable to the paper, C10 {_says(found['C10']['verdict'])} "
-            f"({found['C10']['ours']}); the SNS term against the same training without it "
-            f"(C25) {_says(found['C25']['verdict'])} ({found['C25']['ours']})."
-        )
-    if by["untestable"]:
-        extra.append(f"{', '.join(by['untestable'])} cannot be tested at our scale.")
-    missing = [c for c in CLAIMS if c not in found]
+    second = f"**The other {len(reg) - len(lead)} claims.** {counts}."
     if missing:
-        extra.append(f"Not yet run: {', '.join(missing)}.")
-    return " ".join([first, second, *extra])
+        second += f" Not yet run: {', '.join(missing)}."
+    return f"{first} {second}"
 
 
 def write_intro_summary(path: Path | None = None) -> Path:
