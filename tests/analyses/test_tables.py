@@ -207,25 +207,29 @@ def test_verdict_equivalent():
     assert v.verdict == "inconclusive" and "images would decide it" in v.ours
 
 
-def sens_frame(a_vals, b_vals, layers) -> pd.DataFrame:
+def sens_frame(a_vals, b_vals, layers, reps=(0,)) -> pd.DataFrame:
     rows = []
-    for m, vals in (("sns", a_vals), ("pat", b_vals)):
-        for layer, v in zip(layers, vals, strict=True):
-            rows += [
-                {"method": m, "rep": 0, "layer": layer, "neuron": i, "sigma": v} for i in (0, 1)
-            ]
+    for rep in reps:
+        for m, vals in (("sns", a_vals), ("pat", b_vals)):
+            for layer, v in zip(layers, vals, strict=True):
+                v = v * (1 + 0.05 * rep) if m == "sns" else v  # seeds differ a little
+                rows += [
+                    {"method": m, "rep": rep, "layer": layer, "neuron": i, "sigma": v}
+                    for i in (0, 1)
+                ]
     return pd.DataFrame(rows)
 
 
-def test_verdict_lower_sign_test():
+def test_verdict_lower_over_seeds_and_its_mirror():
     layers = [f"conv{i}" for i in range(8, 14)]
-    v, d = claims.verdict_lower(sens_frame([1] * 6, [2] * 6, layers), "sns", "pat", layers)
-    assert v.verdict == "holds"  # 6 of 6 below: one-sided p = 0.5⁶ = 0.0156
-    assert d["ratio"].tolist() == pytest.approx([0.5] * 6)
-    v, _ = claims.verdict_lower(sens_frame([1] * 3, [2] * 3, layers[:3]), "sns", "pat", layers[:3])
-    assert v.verdict == "inconclusive"  # p = 0.125 either way
-    v, _ = claims.verdict_lower(sens_frame([3] * 6, [2] * 6, layers), "sns", "pat", layers)
-    assert v.verdict == "does not hold"
+    three = (0, 1, 2)
+    v, d = claims.verdict_lower(sens_frame([1] * 6, [2] * 6, layers, three), "sns", "pat", layers)
+    assert v.verdict == "holds" and "over 3 seeds" in v.ours
+    assert d[d["rep"] == 0]["ratio"].tolist() == pytest.approx([0.5] * 6)
+    v, _ = claims.verdict_lower(sens_frame([4] * 6, [2] * 6, layers, three), "sns", "pat", layers)
+    assert v.verdict == "does not hold"  # the mirror: twice as high
+    v, _ = claims.verdict_lower(sens_frame([1] * 6, [2] * 6, layers), "sns", "pat", layers)
+    assert v.verdict == "inconclusive" and "no interval from one seed" in v.ours
 
 
 def test_layer_means_order():
