@@ -316,17 +316,21 @@ def test_with_factor_reads_the_config_and_best_by_picks_the_top_value():
     assert tables.best_method(s, "fgsm") == "top6" and tables.best_method(s, "cw") is None
 
 
-def test_verdict_best_setting_holds_only_when_the_chosen_value_is_never_worse():
-    # 200 images: k = 6 right on all, k = 3 on 100 → a significant win in both columns
-    rows = [row(f"top{k}", 0, a, flags(n, 200)) for a in ("clean", "fgsm")
-            for k, n in ((3, 100), (6, 200))]  # fmt: skip
-    df = pd.DataFrame(rows).assign(k=[3, 6, 3, 6])
-    c, best = claims.verdict_best_setting(df, "k", 6)
+def test_verdict_best_setting_takes_training_runs_as_the_unit():
+    from neurosens.analyses import comparisons
+
+    # three runs per k: k = 6 right on 190–200 of 200 images, k = 3 on 100–110
+    rows = [row(f"top{k}", r, a, flags(n + 5 * r, 200)) for a in ("clean", "fgsm")
+            for k, n in ((3, 100), (6, 190)) for r in range(3)]  # fmt: skip
+    df = pd.DataFrame(rows).assign(k=[3, 3, 3, 6, 6, 6] * 2)
+    c, best = comparisons.verdict_best_setting(df, "k", 6)
     assert c.verdict == "holds" and best.to_dict() == {"clean": 6, "fgsm": 6}
-    assert c.ours.startswith("k = 6 has the best mean in 2 of 2 columns; top-6 vs top-3:")
-    worse, _ = claims.verdict_best_setting(df, "k", 3)
+    assert c.ours.startswith("k = 6 has the best mean in 2 of 2 columns; top-6 − top-3")
+    worse, _ = comparisons.verdict_best_setting(df, "k", 3)
     assert worse.verdict == "does not hold"
-    none, _ = claims.verdict_best_setting(df[df["k"] == 6], "k", 6)
+    one = df[df["rep"] == 0]  # one run per k: no interval
+    assert comparisons.verdict_best_setting(one, "k", 6)[0].verdict == "inconclusive"
+    none, _ = comparisons.verdict_best_setting(df[df["k"] == 6], "k", 6)
     assert none.verdict == "untestable"
 
 

@@ -15,7 +15,6 @@ to test.
 
 * :func:`verdict_beats` — "A beats every B on every column" (pooled exact McNemar);
 * :func:`verdict_at_least` — "A ≥ every B everywhere";
-* :func:`verdict_best_setting` — "this value of a swept factor is the best";
 * :func:`verdict_equivalent` — "A ≈ B" within an equivalence margin;
 * :func:`verdict_lower` — "A's mean σ is below B's in every layer" (exact sign test);
 * :func:`verdict_no_masking` — "black-box attacks do not beat white-box ones" on a model.
@@ -33,7 +32,6 @@ from scipy import stats as st
 from neurosens.analyses import rules, stats
 from neurosens.analyses.profiles import layer_means
 from neurosens.analyses.stats import ALPHA, n_to_decide, outcome_counts, pooled
-from neurosens.analyses.tables import best_by
 from neurosens.study.paper import display_name
 
 __all__ = [
@@ -45,7 +43,6 @@ __all__ = [
     "untestable",
     "verdict_at_least",
     "verdict_beats",
-    "verdict_best_setting",
     "verdict_equivalent",
     "verdict_lower",
     "verdict_no_masking",
@@ -167,39 +164,6 @@ def verdict_at_least(
         f"mean below the comparator at {below} of {n} points; {RULE_TEXT}"
     )
     return Claim(ours, paper, v, why)
-
-
-def verdict_best_setting(
-    df: pd.DataFrame,
-    factor: str,
-    chosen: float,
-    alpha: float = ALPHA,
-    paper: str = "",
-    name: str = "top-{}",
-) -> tuple[Claim, pd.Series]:
-    """ "``factor`` = ``chosen`` is the best setting" (C12: SNS on the top k = 6 conv layers,
-    Fig. 16): :func:`verdict_at_least` of the ``chosen`` row against every other value of
-    ``factor`` in ``df`` (a tidy frame with a ``factor`` column,
-    :func:`neurosens.analyses.tables.with_factor`), paired per column; ``name`` formats a
-    value for the comparison labels. Returns the claim and, per attack, the ``factor``
-    value with the highest accuracy; untestable without ``chosen`` and another value."""
-    best = best_by(df, factor)
-    rows = df.drop_duplicates(factor).set_index(factor)["method"]
-    others = [v for v in rows.index if v != chosen]
-    if chosen not in rows.index or not others:
-        ours = f"{factor} = {chosen:g} and another {factor} are needed"
-        why = f"the page's parameters have no {factor} = {chosen:g} and another {factor}"
-        return untestable(ours, why, paper), best
-    comparisons = {
-        f"{name.format(chosen)} vs {name.format(v)}": stats.paired(
-            df, rows[chosen], rows[v], alpha=alpha
-        )
-        for v in others
-    }
-    c = verdict_at_least(comparisons, alpha)
-    k = int((best == chosen).sum())
-    ours = f"{factor} = {chosen:g} has the best mean in {k} of {len(best)} columns; {c.ours}"
-    return Claim(ours, paper, c.verdict, c.why), best
 
 
 def verdict_equivalent(

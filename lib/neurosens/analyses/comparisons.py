@@ -21,9 +21,9 @@ from scipy import stats as st
 
 from neurosens.analyses import rules
 from neurosens.analyses.claims import RULE_TEXT, Claim
-from neurosens.analyses.seeds import seed_level, seeds_to_decide
+from neurosens.analyses.seeds import run_unpaired, seed_level, seeds_to_decide
 from neurosens.analyses.stats import ALPHA
-from neurosens.analyses.tables import PAPER_TABLE, label
+from neurosens.analyses.tables import PAPER_TABLE, best_by, label
 from neurosens.study.paper import PAPER_NAMES, table
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "effect_rows",
     "paper_effects",
     "points",
+    "verdict_best_setting",
     "verdict_effect",
     "verdict_equivalent_seeds",
     "verdict_fewer_epochs",
@@ -277,3 +278,39 @@ def verdict_fewer_epochs(
         f"at seed level ({reaches.why})"
     )
     return Claim(ours, paper, v, why)
+
+
+def verdict_best_setting(
+    df: pd.DataFrame,
+    factor: str,
+    chosen: float,
+    alpha: float = ALPHA,
+    paper: str = "",
+    name: str = "top-{}",
+) -> tuple[Claim, pd.Series]:
+    """ "``factor`` = ``chosen`` is the best setting" (C12: SNS on the top k = 6 conv layers,
+    Fig. 16), training runs as the unit: the ``chosen`` row against every other value of
+    ``factor`` in ``df`` (a tidy frame with a ``factor`` column, every rep a training run,
+    :func:`neurosens.analyses.tables.with_factor`) by :func:`verdict_effect` on
+    :func:`~neurosens.analyses.seeds.run_unpaired` frames, δ = the effect floor (the paper
+    gives Fig. 16 as a plot, no number). One run per value gives no interval: inconclusive.
+    Returns the claim and, per attack, the ``factor`` value with the highest accuracy;
+    untestable without ``chosen`` and another value."""
+    best = best_by(df, factor)
+    rows = df.drop_duplicates(factor).set_index(factor)["method"]
+    others = [v for v in rows.index if v != chosen]
+    if chosen not in rows.index or not others:
+        ours = f"{factor} = {chosen:g} and another {factor} are needed"
+        why = f"the page's parameters have no {factor} = {chosen:g} and another {factor}"
+        return Claim(ours, paper, "untestable", why), best
+    columns = list(dict.fromkeys(df["attack"]))
+    frames = {
+        f"{name.format(chosen)} − {name.format(v)}": run_unpaired(
+            df, rows[chosen], rows[v], columns, alpha
+        )
+        for v in others
+    }
+    c = verdict_effect(frames, dict.fromkeys(columns, rules.EFFECT_FLOOR), columns, alpha=alpha)
+    k = int((best == chosen).sum())
+    ours = f"{factor} = {chosen:g} has the best mean in {k} of {len(best)} columns; {c.ours}"
+    return Claim(ours, paper, c.verdict, c.why), best
