@@ -132,5 +132,7 @@ def standard_aa_sentence(table: pd.DataFrame, vs: Mapping[str, pd.Series]) -> st
     return (
         f"FAB-T and Square break {sns_extra:.1f} points of the SNS model's images that APGD-CE "
         f"and APGD-T left correct (at most {other:.1f} for its control and PAT): {kind}. Under "
-        f"standard AutoAttack, the SNS model minus the other model, in points: against {comps}."
+        f"standard AutoAttack, the seed-0 SNS model minus the other model, in points, on the "
+        f"same images (a comparison of these single models, not of the training procedures): "
+        f"against {comps}."
     )

@@ -15,6 +15,7 @@ import pandas as pd
 
 from neurosens.analyses import registry, stats
 from neurosens.analyses.claims import Claim
+from neurosens.analyses.tables import label
 
 __all__ = [
     "claim_box",
@@ -108,7 +109,8 @@ def claim_box(cid: str) -> str:
     quote = f" “{s.sentence}”" if s.sentence else ""
     return (
         f"**{cid} · {s.title}.** *The paper ({s.where}):*{quote} *Tested here:* {s.compares}; "
-        f"unit: {s.unit}; decided on {', '.join(s.metrics)}; effect of interest: {s.effect}; "
+        f"unit: {s.unit}; decided on {', '.join(map(label, s.metrics))}; effect of interest: "
+        f"{s.effect}; "
         f"rule: {s.rule}."
     )
 

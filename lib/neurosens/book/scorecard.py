@@ -20,6 +20,7 @@ from typing import Any
 
 from neurosens.analyses import registry
 from neurosens.analyses.claims import VERDICTS, Claim
+from neurosens.analyses.tables import label
 from neurosens.core.files import replace_block
 from neurosens.core.paths import project_root
 
@@ -160,8 +161,9 @@ def _r1_cell(cid: str, found: dict[str, dict[str, Any]]) -> str:
 def _rules(cid: str, found: dict[str, dict[str, Any]]) -> str:
     s = registry.spec(cid)
     quote = f"“{s.sentence}” " if s.sentence else ""
+    metrics = ", ".join(map(label, s.metrics))
     lines = [f"- **{cid}** {quote}({s.where}). Compares {s.compares}; unit: {s.unit}; "
-             f"decided on {', '.join(s.metrics)}; effect of interest: {s.effect}."]  # fmt: skip
+             f"decided on {metrics}; effect of interest: {s.effect}."]  # fmt: skip
     if s.note:
         lines.append(f"  - *On the paper's text:* {s.note}")
     keys = [registry.glue_key(cid, r) for r in s.readings] if s.readings else [cid]
