@@ -151,62 +151,6 @@ def test_paired_diff_ci():
 # -- verdicts --------------------------------------------------------------------------------
 
 
-def pooled_frame(outcomes, diffs=None) -> pd.DataFrame:
-    diffs = diffs or [{"better": 0.1, "worse": -0.1, "n.s.": 0.0}[o] for o in outcomes]
-    return pd.DataFrame(
-        {
-            "attack": [f"a{i}" for i in range(len(outcomes))],
-            "rep": "pooled",
-            "outcome": outcomes,
-            "diff": diffs,
-        }
-    )
-
-
-def test_verdict_beats_rules():
-    win = pooled_frame(["better"] * 3)
-    assert claims.verdict_beats({"x": win, "y": win}).verdict == "holds"
-    mixed = pooled_frame(["better", "better", "worse"])
-    assert claims.verdict_beats({"x": mixed}).verdict == "partly"
-    even = pooled_frame(["better", "worse", "n.s."])
-    assert claims.verdict_beats({"x": even}).verdict == "partly"  # a mix of for and against
-    lost = pooled_frame(["worse", "worse", "n.s."])
-    assert claims.verdict_beats({"x": lost}).verdict == "does not hold"  # mirror of partly
-    v = claims.verdict_beats({"SNS vs PAT": pooled_frame(["n.s."] * 2)})
-    assert v.verdict == "inconclusive"  # nothing significant either way
-    assert v.ours.startswith("SNS vs PAT: better 0, worse 0, n.s. 2 of 2")
-    one_loss = pooled_frame(["worse", "n.s."])  # half decided: not enough either way
-    assert claims.verdict_beats({"x": one_loss}).verdict == "inconclusive"
-    assert claims.verdict_beats({"x": pooled_frame(["better", "n.s."])}).verdict == "inconclusive"
-
-
-def test_verdict_at_least_rules():
-    assert claims.verdict_at_least({"x": pooled_frame(["better", "better"])}).verdict == "holds"
-    half = pooled_frame(["better", "n.s."])  # one of two decided: not more than half
-    assert claims.verdict_at_least({"x": half}).verdict == "inconclusive"
-    no_win = pooled_frame(["n.s.", "n.s."])
-    assert claims.verdict_at_least({"x": no_win}).verdict == "inconclusive"
-    mixed = pooled_frame(["better", "worse"], diffs=[0.1, -0.01])
-    assert claims.verdict_at_least({"x": mixed}).verdict == "partly"
-    lost = pooled_frame(["worse", "worse"])
-    assert claims.verdict_at_least({"x": lost}).verdict == "does not hold"
-
-
-def test_verdict_equivalent():
-    same = flags(60, 100)
-    df = pd.DataFrame([row("dyn", 0, "x", same), row("sns", 0, "x", same)])
-    assert claims.verdict_equivalent(stats.paired(df, "dyn", "sns")).verdict == "holds"
-    far = pd.DataFrame([row("dyn", 0, "x", flags(20, 100)), row("sns", 0, "x", flags(60, 100))])
-    v = claims.verdict_equivalent(stats.paired(far, "dyn", "sns"), margin=0.02)
-    assert v.verdict == "does not hold"
-    # 2 discordant images out of 100 in opposite directions: interval wider than ±1 point
-    a = np.array([True, False] + [True] * 98)
-    b = np.array([False, True] + [True] * 98)
-    near = pd.DataFrame([row("dyn", 0, "x", a), row("sns", 0, "x", b)])
-    v = claims.verdict_equivalent(stats.paired(near, "dyn", "sns"), 0.01)
-    assert v.verdict == "inconclusive" and "images would decide it" in v.ours
-
-
 def sens_frame(a_vals, b_vals, layers, reps=(0,)) -> pd.DataFrame:
     rows = []
     for rep in reps:
@@ -335,10 +279,10 @@ def test_verdict_best_setting_takes_training_runs_as_the_unit():
 
 
 def test_outcome_counts_and_empty_comparisons_are_untestable():
+    from neurosens.analyses import comparisons
+
     acc = {("a", "clean"): 200, ("b", "clean"): 100, ("a", "fgsm"): 50, ("b", "fgsm"): 50}
     df = pd.DataFrame([row(m, 0, a, flags(k, 200)) for (m, a), k in acc.items()])
     p = stats.paired(df, "a", "b", ["clean", "fgsm"])
     assert stats.outcome_counts(p) == {"better": 1, "worse": 0, "ns": 1, "n": 2}
-    assert claims.verdict_beats({}).verdict == "untestable"
-    assert claims.verdict_at_least({}).verdict == "untestable"
-    assert claims.verdict_beats({"a vs b": p}, paper="x").paper == "x"
+    assert comparisons.verdict_effect({}, {}, ["clean"]).verdict == "untestable"

@@ -13,9 +13,6 @@ to test.
   ``verdict`` ∈ :data:`VERDICTS`, ``why``);
 * :func:`decide` — the four outcomes from counts of significant results for and against;
 
-* :func:`verdict_beats` — "A beats every B on every column" (pooled exact McNemar);
-* :func:`verdict_at_least` — "A ≥ every B everywhere";
-* :func:`verdict_equivalent` — "A ≈ B" within an equivalence margin;
 * :func:`verdict_lower` — "A's mean σ is below B's in every layer" (exact sign test);
 * :func:`verdict_no_masking` — "black-box attacks do not beat white-box ones" on a model.
 """
@@ -41,9 +38,6 @@ __all__ = [
     "decide",
     "site_verdicts",
     "untestable",
-    "verdict_at_least",
-    "verdict_beats",
-    "verdict_equivalent",
     "verdict_lower",
     "verdict_no_masking",
 ]
@@ -92,11 +86,6 @@ def untestable(ours: str, why: str, paper: str = "") -> Claim:
     return Claim(ours, paper, "untestable", why)
 
 
-def _counts(p: pd.DataFrame) -> tuple[int, int, int]:
-    c = outcome_counts(p)
-    return c["better"], c["worse"], c["n"]
-
-
 def _decide_n(frames: Sequence[pd.DataFrame] | object, alpha: float) -> str:
     """What would decide the undecided columns: the images a McNemar test needs at the
     observed discordant rates (:func:`neurosens.analyses.stats.n_to_decide`)."""
@@ -112,93 +101,6 @@ def _decide_n(frames: Sequence[pd.DataFrame] | object, alpha: float) -> str:
     if not finite:
         return "no N decides it (identical results)"
     return f"N ≈ {int(min(finite)):,}–{int(max(finite)):,} images per rep would decide it"
-
-
-def _tally(name: str, p: pd.DataFrame) -> str:
-    w, l, n = _counts(p)
-    return f"{name}: better {w}, worse {l}, n.s. {n - w - l} of {n}"
-
-
-def verdict_beats(
-    comparisons: Mapping[str, pd.DataFrame], alpha: float = ALPHA, paper: str = ""
-) -> Claim:
-    """ "A beats every B on every column", from :func:`paired` frames ``{B name: frame}``:
-    :func:`decide` on the significant wins and losses of A (pooled exact McNemar, p <
-    alpha) over the (comparison, column) pairs."""
-    if not comparisons:
-        return untestable("no comparison", "the page's parameters leave nothing to compare", paper)
-    w = l = n = 0
-    for p in comparisons.values():
-        cw, cl, cn = _counts(p)
-        w, l, n = w + cw, l + cl, n + cn
-    v = decide(w, l, n)
-    ours = "; ".join(_tally(k, p) for k, p in comparisons.items())
-    if v == "inconclusive":
-        ours += "; " + _decide_n(comparisons.values(), alpha)
-    why = (
-        f"pooled exact McNemar over reps at α = {alpha}: {w} significant wins and {l} "
-        f"significant losses in {n} (comparison, column) pairs; {RULE_TEXT}"
-    )
-    return Claim(ours, paper, v, why)
-
-
-def verdict_at_least(
-    comparisons: Mapping[str, pd.DataFrame], alpha: float = ALPHA, paper: str = ""
-) -> Claim:
-    """ "A ≥ every B everywhere": :func:`decide` on the significant wins (for) and losses
-    (against) of A (pooled exact McNemar) over the (comparison, column) pairs; the mean
-    below the comparator is reported beside it."""
-    if not comparisons:
-        return untestable("no comparison", "the page's parameters leave nothing to compare", paper)
-    w = l = n = below = 0
-    for p in comparisons.values():
-        cw, cl, cn = _counts(p)
-        w, l, n = w + cw, l + cl, n + cn
-        below += int((pooled(p)["diff"] < 0).sum())
-    v = decide(w, l, n)
-    ours = "; ".join(_tally(k, p) for k, p in comparisons.items())
-    if v == "inconclusive":
-        ours += "; " + _decide_n(comparisons.values(), alpha)
-    why = (
-        f"pooled exact McNemar at α = {alpha}: {l} significant losses, {w} significant wins, "
-        f"mean below the comparator at {below} of {n} points; {RULE_TEXT}"
-    )
-    return Claim(ours, paper, v, why)
-
-
-def verdict_equivalent(
-    p: pd.DataFrame, margin: float = 0.02, alpha: float = ALPHA, paper: str = ""
-) -> Claim:
-    """ "A ≈ B": equivalence within ±``margin`` (accuracy fraction) per column, from the
-    pooled paired-bootstrap 95% intervals of the difference.
-
-    An interval inside ±margin is for, one entirely outside against (:func:`decide`); an
-    inconclusive verdict prints the images that would narrow the intervals.
-    """
-    q = pooled(p)
-    inside = int(((q["diff_lo"] >= -margin) & (q["diff_hi"] <= margin)).sum())
-    outside = int(((q["diff_lo"] > margin) | (q["diff_hi"] < -margin)).sum())
-    n = len(q)
-    v = decide(inside, outside, n)
-    worst = float(q["diff"].abs().max()) if n else float("nan")
-    ours = (
-        f"|Δ| ≤ {100 * worst:.1f} points; 95% interval inside ±{100 * margin:.0f} points in "
-        f"{inside} of {n} {'column' if n == 1 else 'columns'}, entirely outside in {outside}"
-    )
-    if v == "inconclusive":
-        half = (q["diff_hi"] - q["diff_lo"]) / 2
-        room = margin - q["diff"].abs()
-        need = [
-            int(np.ceil(r.n * (h / m) ** 2))
-            for (_, r), h, m in zip(q.iterrows(), half, room, strict=True)
-            if m > 0
-        ]
-        ours += f"; N ≈ {max(need):,} images would decide it" if need else "; no N decides it"
-    why = (
-        f"equivalence margin ±{100 * margin:.0f} accuracy points, paired-bootstrap 95% "
-        f"intervals per column (inside the margin → for, entirely outside → against); {RULE_TEXT}"
-    )
-    return Claim(ours, paper, v, why)
 
 
 def verdict_lower(

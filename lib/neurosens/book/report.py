@@ -1,7 +1,8 @@
 """Glued values: what the book's ``{glue:}`` roles and the scorecard read from a page.
 
 ``glue(name, value)`` glues a value and prints it rounded, so that nbval compares the
-printed text; the other helpers glue a claim (record and inline verdict), a summary or paired tests.
+printed text; the other helpers glue a claim (record and inline verdict), a summary, or the
+registry's claim boxes and titles.
 (The page footer is :meth:`neurosens.study.session.Session.footer`.)
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from neurosens.analyses import registry, stats
+from neurosens.analyses import registry
 from neurosens.analyses.claims import Claim
 from neurosens.analyses.tables import label
 
@@ -23,7 +24,6 @@ __all__ = [
     "glue_boxes",
     "glue_claim",
     "glue_md",
-    "glue_paired",
     "glue_summary",
 ]
 
@@ -92,15 +92,6 @@ def glue_summary(
                 glue(f"{prefix}paper_{m}_{a}", round(100 * float(r["paper"]), 1), fmt="{:.1f}")
 
 
-def glue_paired(p: pd.DataFrame, name: str) -> None:
-    """Glue the pooled rows of :func:`neurosens.analyses.stats.paired`:
-    ``p_{name}_{attack}`` (p-value, 3 decimals) and ``d_{name}_{attack}`` (accuracy
-    difference A − B, percentage points)."""
-    for att, r in stats.pooled(p).iterrows():
-        glue(f"p_{name}_{att}", round(float(r["p_value"]), 3), fmt="{:.3f}")
-        glue(f"d_{name}_{att}", round(100 * float(r["diff"]), 1), fmt="{:.1f}")
-
-
 def claim_box(cid: str) -> str:
     """Claim ``cid``'s box as Markdown, from the registry alone: its title, the paper's
     sentence and where it stands, and what is tested (comparison, unit, deciding metrics,
@@ -110,8 +101,7 @@ def claim_box(cid: str) -> str:
     return (
         f"**{cid} · {s.title}.** *The paper ({s.where}):*{quote} *Tested here:* {s.compares}; "
         f"unit: {s.unit}; decided on {', '.join(map(label, s.metrics))}; effect of interest: "
-        f"{s.effect}; "
-        f"rule: {s.rule}."
+        f"{s.effect}; rule: {s.rule}."
     )
 
 
