@@ -30,8 +30,11 @@ __all__ = [
     "PROXY",
     "ROBUST",
     "effect_rows",
+    "interval",
+    "paper_differences",
     "paper_effects",
     "points",
+    "seed_interval",
     "verdict_best_setting",
     "verdict_effect",
     "verdict_equivalent_seeds",
@@ -60,22 +63,38 @@ def points(v: float, signed: bool = True) -> str:
     return f"{x:+.1f}" if signed else f"{x:.1f}"
 
 
-def paper_effects(
-    a: str, b: str, columns: Sequence[str], paper: str = PAPER_TABLE
+def paper_differences(
+    a: str,
+    b: str,
+    columns: Sequence[str],
+    paper: str = PAPER_TABLE,
+    source: Mapping[str, str] | None = None,
 ) -> dict[str, float]:
-    """{column: δ} for "``a`` against ``b``":
-    :func:`~neurosens.analyses.rules.effect_of_interest` of the paper's (a − b) in that
-    column (``columns`` not in the paper take their :data:`PROXY`'s). ``a``, ``b``: our
-    method names (:data:`~neurosens.study.paper.PAPER_NAMES`)."""
+    """{column: the paper's a − b in points}: each of our ``columns`` read from the paper's
+    column of the same name, else from ``source`` (our column → the paper's), else from its
+    :data:`PROXY`. ``a``, ``b``: our method names (:data:`~neurosens.study.paper.PAPER_NAMES`)."""
     t = table(paper)
     ra, rb = PAPER_NAMES[a], PAPER_NAMES[b]
     out = {}
     for c in columns:
-        col = c if c in t.columns else PROXY.get(c)
+        col = c if c in t.columns else {**PROXY, **(source or {})}.get(c)
         if col is None:
             raise KeyError(f"the paper reports no column {c!r} and it has no proxy")
-        out[c] = rules.effect_of_interest((t.loc[ra, col] - t.loc[rb, col]) / 100)
+        out[c] = float(t.loc[ra, col] - t.loc[rb, col])
     return out
+
+
+def paper_effects(
+    a: str,
+    b: str,
+    columns: Sequence[str],
+    paper: str = PAPER_TABLE,
+    source: Mapping[str, str] | None = None,
+) -> dict[str, float]:
+    """{column: δ} for "``a`` against ``b``":
+    :func:`~neurosens.analyses.rules.effect_of_interest` of :func:`paper_differences`."""
+    diffs = paper_differences(a, b, columns, paper, source)
+    return {c: rules.effect_of_interest(d / 100) for c, d in diffs.items()}
 
 
 def effect_rows(
@@ -113,14 +132,24 @@ def effect_rows(
     return pd.DataFrame(rows)
 
 
+def interval(r: Mapping[str, float]) -> str:
+    """ "+0.3 [−0.7, +1.4]": a difference (``diff``) and its interval (``lo``, ``hi``) in
+    points; the difference alone when there is no interval."""
+    ci = f" [{points(r['lo'])}, {points(r['hi'])}]" if math.isfinite(r["lo"]) else ""
+    return f"{points(r['diff'])}{ci}"
+
+
+def seed_interval(frame: pd.DataFrame, column: str, runs: bool = False) -> str:
+    """:func:`interval` of ``column``'s seed-level row of a
+    :func:`~neurosens.analyses.seeds.seed_paired` frame (``runs``: ", 3 seeds" after it)."""
+    r = seed_level(frame).loc[column]
+    return interval(r) + (f", {r['runs']}" if runs else "")
+
+
 def _evidence(r: pd.Series) -> str:
-    ci = (
-        f"[{points(r['lo'])}, {points(r['hi'])}]"
-        if math.isfinite(r["lo"])
-        else "(no interval from one run per arm)"
-    )
+    ci = "" if math.isfinite(r["lo"]) else " (no interval from one run per arm)"
     s = (
-        f"{r['comparison']}, {label(r['column'])}: {points(r['diff'])} {ci} over "
+        f"{r['comparison']}, {label(r['column'])}: {interval(r)}{ci} over "
         f"{r['runs']} (δ {points(r['effect'], False)}): "
         f"{r['verdict']}"
     )

@@ -16,6 +16,7 @@ from torch import nn
 from neurosens.analyses import comparisons, seeds
 from neurosens.analyses.claims import RULE_TEXT, Claim, decide
 from neurosens.analyses.common import eval_images
+from neurosens.analyses.tables import label as attack_label
 from neurosens.attacks.base import eval_mode
 from neurosens.attacks.registry import AttackSpec, make_spec
 from neurosens.core.profiles import paper_eps
@@ -236,33 +237,49 @@ def accuracy_table(
     return pd.DataFrame(rows)
 
 
-def _table1_verdict(acc: pd.DataFrame, prefix: str, alpha: float) -> tuple[pd.DataFrame, Claim]:
-    """PAT against Vanilla on Table I's columns starting with ``prefix``, training runs as
-    the unit (:func:`~neurosens.analyses.comparisons.verdict_effect`, δ from Table I)."""
-    tidy = acc.rename(columns={"seed": "rep", "setting": "attack"})
-    cols = [a for a in dict.fromkeys(tidy["attack"]) if str(a).startswith(prefix)]
-    frame = seeds.seed_paired(tidy, "pat", "vanilla", cols, alpha)
-    effects = comparisons.paper_effects("pat", "vanilla", cols, paper="table1_cifar10_vgg16")
-    t = table("table1_cifar10_vgg16")
-    paper = ", ".join(f"{c}: {t.loc['PAT', c] - t.loc['Vanilla', c]:+.1f}" for c in cols)
+TABLE1 = "table1_cifar10_vgg16"
+
+
+def table1_verdict(
+    tidy: pd.DataFrame,
+    columns: Sequence[str],
+    alpha: float = 0.05,
+    *,
+    source: Mapping[str, str] | None = None,
+    name: str = "PAT − Vanilla",
+) -> tuple[pd.DataFrame, Claim]:
+    """PAT against Vanilla on ``columns`` of a tidy frame (method, rep, attack, flags),
+    training runs as the unit (:func:`~neurosens.analyses.comparisons.verdict_effect`), δ
+    from Table I's PAT − Vanilla in the same column (or the Table I column ``source`` maps
+    it to)."""
+    frame = seeds.seed_paired(tidy, "pat", "vanilla", columns, alpha)
+    diffs = comparisons.paper_differences("pat", "vanilla", columns, TABLE1, source)
+    effects = comparisons.paper_effects("pat", "vanilla", columns, TABLE1, source)
+    paper = ", ".join(f"{attack_label(c)}: {d:+.1f}" for c, d in diffs.items())
     claim = comparisons.verdict_effect(
-        {"PAT − Vanilla": frame}, effects, cols, alpha=alpha,
+        {name: frame}, effects, columns, alpha=alpha,
         paper=f"PAT − Vanilla in points (Table I): {paper}",
     )  # fmt: skip
     return frame, claim
 
 
+def _table1_columns(acc: pd.DataFrame, prefix: str, alpha: float) -> tuple[pd.DataFrame, Claim]:
+    tidy = acc.rename(columns={"seed": "rep", "setting": "attack"})
+    cols = [a for a in dict.fromkeys(tidy["attack"]) if str(a).startswith(prefix)]
+    return table1_verdict(tidy, cols, alpha)
+
+
 def c16_verdict(acc: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, Claim]:
     """C16 (Table I): PAT is more robust than Vanilla to Gaussian noise, at every severity,
     on the same images and noise draws; seed-level intervals against half the paper's
-    PAT − Vanilla per severity (:func:`_table1_verdict`)."""
-    return _table1_verdict(acc, "gauss", alpha)
+    PAT − Vanilla per severity (:func:`table1_verdict`)."""
+    return _table1_columns(acc, "gauss", alpha)
 
 
 def c30_verdict(acc: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, Claim]:
     """C30 (Table I): PAT is far more robust than Vanilla under ℓ∞ PGD at every ε of Table
-    I, judged like C16 (:func:`_table1_verdict`)."""
-    return _table1_verdict(acc, "pgd_eps", alpha)
+    I, judged like C16 (:func:`table1_verdict`)."""
+    return _table1_columns(acc, "pgd_eps", alpha)
 
 
 def noise_cause(

@@ -19,17 +19,17 @@ same noise draw, as a tidy frame :func:`~neurosens.analyses.seeds.seed_paired` r
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 
-from neurosens.analyses import rules
 from neurosens.analyses.claims import Claim
 from neurosens.analyses.common import eval_images
-from neurosens.analyses.comparisons import verdict_effect
-from neurosens.analyses.seeds import seed_paired
+from neurosens.analyses.layer_profiles import table1_verdict
+from neurosens.analyses.suppression_effects import pack_flags, unpack_flags
 from neurosens.attacks.noise import gaussian_noise
 from neurosens.data.images import validation_images
 from neurosens.measures.accuracy import correct
@@ -100,16 +100,30 @@ def calibrated_flags(
     ctx: Session, methods: Sequence[str], seeds: Sequence[int], sigmas: Sequence[float], *, n: int
 ) -> pd.DataFrame:
     """Per-example flags of every (method, seed) model at every calibrated σ_s on the first
-    ``n`` evaluation images (one noise draw, the same for every model): a tidy frame with
-    method, rep, attack (:data:`SETTING`), n, accuracy, flags."""
-    x, y = eval_images(ctx.config, n)[:n]
+    ``n`` evaluation images (one noise draw per severity, the same for every model; cached
+    in each run's analysis store): a tidy frame with method, rep, attack (:data:`SETTING`),
+    n, accuracy, flags."""
+
+    @cache
+    def noisy() -> tuple[list[torch.Tensor], torch.Tensor]:  # drawn once, on the first miss
+        x, y = eval_images(ctx.config, n)[:n]
+        g = torch.Generator
+        return [
+            gaussian_noise(x, sg, generator=g().manual_seed(k)) for k, sg in enumerate(sigmas, 1)
+        ], y
+
     rows = []
     for m in methods:
         for s in seeds:
-            model = ctx.model(m, seed=s)
-            for sev, sigma in enumerate(sigmas, start=1):
-                xn = gaussian_noise(x, sigma, generator=torch.Generator().manual_seed(sev))
-                f = correct(model, xn, y).numpy()
+
+            def compute(m: str = m, s: int = s) -> list[str]:
+                model, (xs, y) = ctx.model(m, seed=s), noisy()
+                return [pack_flags(correct(model, xn, y).numpy()) for xn in xs]
+
+            params = {"sigmas": [float(v) for v in sigmas], "n": n}
+            packed = cached(ctx.config_for(m, s).run_id, "noise_calibrated_flags", params, compute)
+            for sev, p in enumerate(packed, start=1):
+                f = unpack_flags(p, n)
                 rows.append({"method": m, "rep": s, "attack": SETTING.format(sev), "n": n,
                              "accuracy": float(f.mean()), "flags": f})  # fmt: skip
     return pd.DataFrame(rows)
@@ -119,16 +133,7 @@ def c16_calibrated_verdict(frame: pd.DataFrame, alpha: float = 0.05) -> tuple[pd
     """C16 at the calibrated severities: PAT − Vanilla per severity at seed level, δ half
     the paper's Table I PAT − Vanilla at that severity
     (:func:`~neurosens.analyses.comparisons.verdict_effect`)."""
-    cols = [SETTING.format(s) for s in range(1, 6)]
-    t = table("table1_cifar10_vgg16")
-    diffs = [
-        float(t.loc["PAT", f"gauss_s{s}"] - t.loc["Vanilla", f"gauss_s{s}"]) for s in range(1, 6)
-    ]
-    effects = {c: rules.effect_of_interest(d / 100) for c, d in zip(cols, diffs, strict=True)}
-    pairs = seed_paired(frame, "pat", "vanilla", cols, alpha)
-    paper = ", ".join(f"s{s}: {d:+.1f}" for s, d in enumerate(diffs, start=1))
-    claim = verdict_effect(
-        {"PAT − Vanilla (calibrated severities)": pairs}, effects, cols, alpha=alpha,
-        paper=f"PAT − Vanilla in points (Table I): {paper}",
-    )  # fmt: skip
-    return pairs, claim
+    source = {SETTING.format(s): f"gauss_s{s}" for s in range(1, 6)}
+    return table1_verdict(
+        frame, list(source), alpha, source=source, name="PAT − Vanilla (calibrated severities)"
+    )

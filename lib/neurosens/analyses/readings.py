@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from neurosens.analyses import claims, registry
-from neurosens.analyses.comparisons import ROBUST, paper_effects, points, verdict_effect
-from neurosens.analyses.seeds import seed_level, seed_paired
+from neurosens.analyses.comparisons import ROBUST, paper_effects, seed_interval, verdict_effect
+from neurosens.analyses.seeds import seed_paired
 from neurosens.analyses.tables import Key, label
 from neurosens.core.config import Config, resolve
 from neurosens.store.artifacts import ArtifactStore
@@ -151,14 +151,6 @@ def chosen_lambdas(sweeps: pd.DataFrame, names: Sequence[str]) -> dict[str, floa
     return {n: float(pick[n]) if n in pick.index else None for n in names}
 
 
-def _ci(frame: pd.DataFrame, column: str) -> str:
-    """ "+0.3 [−0.5, +1.2], 3 seeds": a seed-level difference in points with its interval."""
-    r = seed_level(frame).loc[column]
-    k = int(r["k"])
-    ci = f" [{points(r['lo'])}, {points(r['hi'])}]" if math.isfinite(r["lo"]) else ""
-    return f"{points(r['diff'])}{ci}, {k} seed{'s' if k > 1 else ''}"
-
-
 def reading_table(
     df: pd.DataFrame,
     names: Sequence[str],
@@ -184,8 +176,8 @@ def reading_table(
         row.update(
             {f"{label(a)} %": f"{v:.1f}" if math.isfinite(v) else "—" for a, v in acc.items()}
         )
-        row.update({f"− control, {label(a)}": _ci(vs_c, a) for a in columns})
-        row.update({f"− PAT, {label(a)}": _ci(vs_p, a) for a in columns})
+        row.update({f"− control, {label(a)}": seed_interval(vs_c, a, runs=True) for a in columns})
+        row.update({f"− PAT, {label(a)}": seed_interval(vs_p, a, runs=True) for a in columns})
         row.update({"C10": verdicts[n].verdict, "C25": term[n].verdict})
         rows.append(row)
     return pd.DataFrame(rows)

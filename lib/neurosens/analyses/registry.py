@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from neurosens.analyses.tables import label
+
 __all__ = [
     "PATH",
     "READINGS",
@@ -28,6 +30,7 @@ __all__ = [
     "Spec",
     "glue_key",
     "load",
+    "parse",
     "plan",
     "registry",
     "spec",
@@ -37,11 +40,9 @@ __all__ = [
 PATH = Path(__file__).with_name("claims.yaml")
 #: the fields that make a claim's rule and scope: a change to one is a revision of the plan
 RULE_FIELDS = ("page", "compares", "unit", "metrics", "effect", "rule", "readings")
-#: the readings an SNS claim is judged under, and their names in words
-READINGS = {
-    "R1": "R1, the paper's literal recipe",
-    "headline": "the headline reading (ranked best on validation)",
-}
+#: the readings an SNS claim is judged under: R1 (the paper's literal recipe) and the headline
+#: reading (the one ranked best on validation, page 06b)
+READINGS = ("R1", "headline")
 _REQUIRED = ("title", "where", "page", "compares", "unit", "metrics", "effect", "rule")
 
 
@@ -66,14 +67,24 @@ class Spec:
     revisions: tuple[Mapping[str, Any], ...] = ()
 
     @property
-    def short(self) -> str:
-        """``C22 (<its title>)``: how prose names the claim."""
-        return f"{self.id} ({self.title})"
+    def tested(self) -> str:
+        """What is tested, in words: comparison, unit, deciding metrics, effect, rule."""
+        metrics = ", ".join(map(label, self.metrics))
+        return (
+            f"{self.compares}; unit: {self.unit}; decided on {metrics}; effect of interest: "
+            f"{self.effect}; rule: {self.rule}"
+        )
 
 
 def load(text: str) -> dict[str, Spec]:
-    """The claims of a registry's YAML ``text`` (for its git history too); a claim without a
-    required field, or with an unknown field or reading, fails with its ID."""
+    """The claims of a registry's YAML ``text``; a claim without a required field, or with
+    an unknown field or reading, fails with its ID."""
+    return parse(text)[0]
+
+
+def parse(text: str) -> tuple[dict[str, Spec], dict[str, Any]]:
+    """The claims (:func:`load`) and the plan's statements of a registry's YAML ``text``
+    (this file's, or a version of it from git history), read once."""
     raw = yaml.safe_load(text) or {}
     out = {}
     known = set(Spec.__dataclass_fields__) - {"id"}
@@ -93,13 +104,12 @@ def load(text: str) -> dict[str, Spec]:
             readings={k: str(v) for k, v in (d.get("readings") or {}).items()},
             revisions=tuple(d.get("revisions") or ()),
         )
-    return out
+    return out, dict(raw.get("plan") or {})
 
 
 @lru_cache(maxsize=1)
 def _cached() -> tuple[dict[str, Spec], dict[str, Any]]:
-    text = PATH.read_text(encoding="utf-8")
-    return load(text), (yaml.safe_load(text) or {}).get("plan", {})
+    return parse(PATH.read_text(encoding="utf-8"))
 
 
 def registry() -> dict[str, Spec]:

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-from neurosens.analyses.stats import ALPHA, paired_diff_ci
+from neurosens.analyses.stats import ALPHA, arms, paired_diff_ci
 
 __all__ = ["SEED_LEVEL", "run_unpaired", "seed_level", "seed_paired", "seeds_to_decide"]
 
@@ -86,12 +86,7 @@ def seed_paired(
     t-interval over seeds, NaN with one seed), sd (over seeds), se_img (the shared
     image-sampling standard error), all as fractions.
     """
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
-    da, db = df[df["method"] == a], df[df["method"] == b]
-    if da.empty or db.empty:
-        have = set(df["method"])
-        raise KeyError(f"seed_paired() needs rows of both {a!r} and {b!r}; have {have}")
+    da, db = arms(df, a, b, alpha, "seed_paired()")
     rows = []
     for att in list(attacks or dict.fromkeys(da["attack"])):
         pairs = _common(da[da["attack"] == att], db[db["attack"] == att])
@@ -137,10 +132,7 @@ def run_unpaired(
     Rows as :func:`seed_paired`'s: one per run of ``a`` (its accuracy minus ``b``'s mean,
     no interval) and the seed-level row, whose ``k`` is the smaller arm and ``sd`` is set so
     that sd² / k is the pooled variance of the difference (for :func:`seeds_to_decide`)."""
-    da, db = df[df["method"] == a], df[df["method"] == b]
-    if da.empty or db.empty:
-        have = set(df["method"])
-        raise KeyError(f"run_unpaired() needs rows of both {a!r} and {b!r}; have {have}")
+    da, db = arms(df, a, b, alpha, "run_unpaired()")
     rows = []
     for att in list(attacks or dict.fromkeys(da["attack"])):
         fa = [np.asarray(f, bool) for f in da[da["attack"] == att]["flags"]]

@@ -27,6 +27,7 @@ from scipy.stats import binomtest
 __all__ = [
     "ALPHA",
     "McNemar",
+    "arms",
     "bootstrap_ci",
     "mcnemar",
     "mean_std",
@@ -130,6 +131,20 @@ def null_quantile_test(observed: float, null: Sequence[float]) -> float:
     return float((1 + (a >= observed).sum()) / (1 + a.size))
 
 
+def arms(
+    df: pd.DataFrame, a: str, b: str, alpha: float, who: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of methods ``a`` and ``b`` of a tidy frame, after checking ``alpha`` and that
+    both are there (``who`` names the caller in the error): the arguments every comparison
+    of two methods checks (:func:`paired`, :mod:`neurosens.analyses.seeds`)."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
+    da, db = df[df["method"] == a], df[df["method"] == b]
+    if da.empty or db.empty:
+        raise KeyError(f"{who} needs rows of both {a!r} and {b!r}; have {set(df['method'])}")
+    return da, db
+
+
 def paired(
     df: pd.DataFrame,
     a: str,
@@ -150,11 +165,7 @@ def paired(
     only_b, p_value, diff_lo, diff_hi (paired-bootstrap 95% interval of the difference,
     resampling images), outcome (``better``/``worse`` when p < alpha, else ``n.s.``).
     """
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
-    da, db = df[df["method"] == a], df[df["method"] == b]
-    if da.empty or db.empty:
-        raise KeyError(f"paired() needs rows of both {a!r} and {b!r}; have {set(df['method'])}")
+    da, db = arms(df, a, b, alpha, "paired()")
     attacks = list(attacks or dict.fromkeys(da["attack"]))
     rows = []
     for att in attacks:

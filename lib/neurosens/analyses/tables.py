@@ -93,6 +93,7 @@ LABELS = {
 _PATTERNS = (
     (re.compile(r"^pgd_eps(\d+)$"), "ℓ∞ PGD, ε = {}/255"),
     (re.compile(r"^gauss_s(\d)$"), "Gaussian noise, severity {}"),
+    (re.compile(r"^gauss_cal_s(\d)$"), "Gaussian noise, calibrated severity {}"),
 )
 PAPER_TABLE = "table3_cifar10_vgg16"
 

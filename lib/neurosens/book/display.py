@@ -251,21 +251,26 @@ PAIRED_COLUMNS = ["attack", "rep", "n", "acc_a", "acc_b", "diff", "diff_lo", "di
                   "outcome"]  # fmt: skip
 
 
+def _png(fig: Any) -> str:
+    """A figure as base64 PNG without nondeterministic metadata (the figure is closed)."""
+    import matplotlib.pyplot as plt  # lazy: plotting is for the pages only
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def paired_view(comparisons: Mapping[str, pd.DataFrame], title: str = "") -> Any:
     """Paired tests as a reader wants them: a forest plot of the pooled differences with
     their intervals (:func:`neurosens.book.forest.forest`), and every row (per seed and
     pooled) in a dropdown below it."""
-    import matplotlib.pyplot as plt  # lazy: plotting is for the pages only
     from IPython.display import HTML  # lazy: the optional [book] extra
 
     from neurosens.book.forest import forest
 
     attacks = {a for p in comparisons.values() for a in p["attack"]}
-    fig = forest(comparisons, {a: human(str(a)) for a in attacks}, title)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    png = base64.b64encode(buf.getvalue()).decode("ascii")
+    png = _png(forest(comparisons, {a: human(str(a)) for a in attacks}, title))
     frames = []
     for name, p in comparisons.items():
         f = p[[c for c in PAIRED_COLUMNS if c in p.columns]].copy()
@@ -281,15 +286,6 @@ def paired_view(comparisons: Mapping[str, pd.DataFrame], title: str = "") -> Any
         "accuracies and differences in %, exact McNemar p)</summary>"
         f"{table}</details>"
     )
-
-
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt  # lazy: plotting is for the pages only
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def seed_view(

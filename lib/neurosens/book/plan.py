@@ -14,12 +14,12 @@ from __future__ import annotations
 import itertools
 import subprocess
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from neurosens.analyses import registry
+from neurosens.book.scorecard import md_row
 from neurosens.core.paths import project_root
 
 __all__ = ["git_changes", "plan_commit", "revisions", "unexplained", "write_plan_page"]
@@ -54,18 +54,19 @@ def plan_commit(root: Path | None = None) -> tuple[str, str] | None:
     return (c[0][0][:7], c[0][1]) if c else None
 
 
-def _at(sha: str, root: Path | None) -> dict[str, registry.Spec]:
+@cache
+def _version(sha: str, root: Path | None) -> tuple[dict[str, registry.Spec], dict[str, Any]]:
+    """The registry's claims and plan as committed in ``sha``: read from git once."""
     text = _git("show", f"{sha}:{_REL}", root=root)
-    return registry.load(text) if text else {}
+    return registry.parse(text) if text else ({}, {})
+
+
+def _at(sha: str, root: Path | None) -> dict[str, registry.Spec]:
+    return _version(sha, root)[0]
 
 
 def _plan_revisions(sha: str, root: Path | None) -> list[Any]:
-    text = _git("show", f"{sha}:{_REL}", root=root)
-    return (
-        list(((yaml.safe_load(text) or {}).get("plan") or {}).get("revisions") or [])
-        if text
-        else []
-    )
+    return list(_version(sha, root)[1].get("revisions") or [])
 
 
 def _key(rev: Any) -> tuple[str, str]:
@@ -124,10 +125,6 @@ def revisions(root: Path | None = None) -> list[dict[str, str]]:
     return sorted(rows, key=lambda r: (r["date"], r["claim"]))
 
 
-def _row(cells: list[str]) -> str:
-    return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
-
-
 def write_plan_page(path: Path | None = None) -> Path:
     """``book/plan.md``: the plan's commit, its statements, every revision with its reason,
     and any change to a rule field without one."""
@@ -152,9 +149,9 @@ def write_plan_page(path: Path | None = None) -> Path:
         "## Revisions\n",
         "Changes to a rule or scope after the first executed scorecard, oldest first; those "
         "made before the registry existed name the commit that made them.\n",
-        _row(["date", "commit", "claim", "what changed", "change", "reason"]),
-        _row(["---"] * 6),
-        *(_row([r[k] if k != "commit" else f"`{r[k]}`" for k in _COLUMNS]) for r in revisions()),
+        md_row(["date", "commit", "claim", "what changed", "change", "reason"]),
+        md_row(["---"] * 6),
+        *(md_row([r[k] if k != "commit" else f"`{r[k]}`" for k in _COLUMNS]) for r in revisions()),
         "",
     ]
     missing = unexplained()

@@ -16,7 +16,6 @@ import pandas as pd
 
 from neurosens.analyses import registry
 from neurosens.analyses.claims import Claim
-from neurosens.analyses.tables import label
 
 __all__ = [
     "claim_box",
@@ -98,11 +97,7 @@ def claim_box(cid: str) -> str:
     effect of interest, rule)."""
     s = registry.spec(cid)
     quote = f" “{s.sentence}”" if s.sentence else ""
-    return (
-        f"**{cid} · {s.title}.** *The paper ({s.where}):*{quote} *Tested here:* {s.compares}; "
-        f"unit: {s.unit}; decided on {', '.join(map(label, s.metrics))}; effect of interest: "
-        f"{s.effect}; rule: {s.rule}."
-    )
+    return f"**{cid} · {s.title}.** *The paper ({s.where}):*{quote} *Tested here:* {s.tested}."
 
 
 def glue_boxes(page: str) -> list[str]:

@@ -20,7 +20,6 @@ from typing import Any
 
 from neurosens.analyses import registry
 from neurosens.analyses.claims import VERDICTS, Claim
-from neurosens.analyses.tables import label
 from neurosens.core.files import replace_block
 from neurosens.core.paths import project_root
 
@@ -31,6 +30,7 @@ __all__ = [
     "claims_table",
     "collect_claims",
     "counted",
+    "md_row",
     "notebook_titles",
     "summary_text",
     "write_intro_summary",
@@ -132,7 +132,8 @@ def _section(cid: str, found: dict[str, dict[str, Any]], titles: dict[str, str])
     return name, titles.get(name, name.removesuffix(".ipynb"))
 
 
-def _md_row(cells: list[str]) -> str:
+def md_row(cells: list[str]) -> str:
+    """One Markdown table row; pipes and newlines inside a cell are escaped."""
     return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
 
 
@@ -161,9 +162,7 @@ def _r1_cell(cid: str, found: dict[str, dict[str, Any]]) -> str:
 def _rules(cid: str, found: dict[str, dict[str, Any]]) -> str:
     s = registry.spec(cid)
     quote = f"“{s.sentence}” " if s.sentence else ""
-    metrics = ", ".join(map(label, s.metrics))
-    lines = [f"- **{cid}** {quote}({s.where}). Compares {s.compares}; unit: {s.unit}; "
-             f"decided on {metrics}; effect of interest: {s.effect}."]  # fmt: skip
+    lines = [f"- **{cid}** {quote}({s.where}). Compares {s.tested}."]
     if s.note:
         lines.append(f"  - *On the paper's text:* {s.note}")
     keys = [registry.glue_key(cid, r) for r in s.readings] if s.readings else [cid]
@@ -194,7 +193,7 @@ def write_scorecard_page(path: Path | None = None) -> Path:
             rec, _ = counted(cid, found)
             name = f"**{cid}** {registry.spec(cid).title}"
             ours, paper = (rec["ours"], rec["paper"]) if rec else ("—", "—")
-            rows.append(_md_row([name, ours, paper, _verdict_cell(rec), _r1_cell(cid, found)]))
+            rows.append(md_row([name, ours, paper, _verdict_cell(rec), _r1_cell(cid, found)]))
         parts.append("\n".join(rows) + "\n")
         rules = "\n".join(_rules(cid, found) for cid in ids)
         parts.append(f":::{{dropdown}} The paper's sentences and how each verdict was decided\n"
@@ -229,7 +228,7 @@ def claims_table(found: dict[str, dict[str, Any]], book_dir: Path) -> str:
             for cid in group:
                 rec, _ = counted(cid, found)
                 first = "the abstract: " if cid in lead else ""
-                rows.append(_md_row([f"**{cid}** {first}{reg[cid].title}", _verdict_cell(rec),
+                rows.append(md_row([f"**{cid}** {first}{reg[cid].title}", _verdict_cell(rec),
                                      _r1_cell(cid, found), f"[{short}]({doc})"]))  # fmt: skip
     return "\n".join(rows)
 
