@@ -45,3 +45,9 @@ def trained_cnn():
     from helpers import fit_full_batch, tiny_cnn
 
     return fit_full_batch(tiny_cnn())
+
+
+# Tests train throw-away runs in temporary stores from whatever tree they run in (a clean
+# clone in CI, work in progress elsewhere): the clean-tree rule of real runs is tested by
+# itself (tests/store/test_provenance.py).
+os.environ.setdefault("NEUROSENS_ALLOW_DIRTY", "1")

@@ -252,3 +252,34 @@ def test_sns_reads_its_neurons_at_the_configured_site():
     assert set(pre2["conv13"].tolist()) >= {0, 1}  # pre-BN: the rescaled channels lead
     assert torch.equal(post["conv13"], post2["conv13"])  # post-BN: nothing changed
     assert set(pre["conv12"].tolist()) == set(pre2["conv12"].tolist())
+
+
+@pytest.mark.parametrize("method", ["sns", "sns_rand"])
+def test_omega_on_the_model_being_trained(store, method):
+    """sns_select_from = trained: no Ω (L_PAT alone) during the warm-up epoch, Ω selected at
+    its end and re-selected at the end of every later epoch but the last; trained_once
+    keeps the first selection; the warm-up epoch is PAT's own epoch (same loss)."""
+    from neurosens.defences.sns import WARMUP_EPOCHS
+
+    over = {"sns_start": "scratch", "sns_frozen": "none", "sns_lambda": 0.1, "sns_dyn_n": 32}
+    runs = {}
+    for how in ("trained", "trained_once"):
+        c = cfg(method, sns_select_from=how, **over)
+        train(c, allow_train=True, store=store, progress=False)
+        runs[how] = store.read_json(c.run_id, "sensitive_neurons.json")
+    epochs = [h["epoch"] for h in runs["trained"]["history"]]
+    assert epochs == list(range(WARMUP_EPOCHS - 1, TINY["epochs"] - 1))
+    assert [h["epoch"] for h in runs["trained_once"]["history"]] == [WARMUP_EPOCHS - 1]
+    assert "model being trained" in runs["trained"]["selected_from"]
+    pat = store.read_json(train(cfg("pat"), allow_train=True, store=store, progress=False),
+                          "history.json")  # fmt: skip
+    first = store.read_json(cfg(method, sns_select_from="trained", **over).run_id,
+                            "history.json")  # fmt: skip
+    assert first[0]["train_loss"] == pytest.approx(pat[0]["train_loss"], rel=1e-5)
+    assert first[1]["train_loss"] != pytest.approx(pat[1]["train_loss"], rel=1e-5)
+
+
+def test_omega_on_the_trained_model_needs_a_scratch_start():
+    c = cfg("sns", sns_select_from="trained")
+    with pytest.raises(ValueError, match="needs sns_start='scratch'"):
+        get_method(c).check(build_model(c))

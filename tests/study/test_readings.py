@@ -26,11 +26,14 @@ EXPECTED = {
     "r7_r1": ("vanilla", False, "regenerate", "bn", "vanilla"),
     "r7_r3": ("pat", False, "regenerate", "bn", "pat"),
     "r7_r4": (None, True, "regenerate", "bn", "vanilla"),
+    "r8": (None, True, "regenerate", "conv", "trained"),
+    "r7_r8": (None, True, "regenerate", "bn", "trained"),
 }
 
 
 def test_every_reading_is_listed_once():
-    assert set(EXPECTED) == set(R.READINGS) == set(R.ORDER)
+    assert set(EXPECTED) == set(R.READINGS) == set(R.ORDER) | set(R.ON_TRAINED)
+    assert not set(R.ORDER) & set(R.ON_TRAINED)
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
@@ -53,17 +56,32 @@ def test_reading_config_does_what_its_name_says(name):
     assert conv8 <= trained
     assert (conv1 <= trained) == every_layer and not (conv1 & trained) == (not every_layer)
     assert cfg.sns_pairs == pairs and cfg.neuron_site == site
-    assert method.needs_vanilla == (start != "vanilla" or pairs == "fixed")
+    trained = cfg.sns_select_from == "trained"
+    assert method.needs_vanilla == (not trained and (start != "vanilla" or pairs == "fixed"))
     chosen_on = (
-        "vanilla" if start in ("vanilla", None) or cfg.sns_select_from == "vanilla" else "pat"
+        "trained"
+        if trained
+        else "vanilla"
+        if start in ("vanilla", None) or cfg.sns_select_from == "vanilla"
+        else "pat"
     )
     assert chosen_on == omega_on
 
 
-@pytest.mark.parametrize("name", list(EXPECTED))
+@pytest.mark.parametrize("name", R.ORDER)
 def test_control_differs_from_its_reading_only_in_lambda(name):
     a, b = R.reading_config(name, 0.3).to_dict(), R.control(name).to_dict()
     assert {k for k in a if a[k] != b[k]} == {"sns_lambda"} and b["sns_lambda"] == 0.0
+
+
+@pytest.mark.parametrize("name", R.ON_TRAINED)
+def test_a_reading_with_omega_on_the_trained_model_has_pat_as_its_control(name):
+    """λ = 0 leaves PAT's training untouched: the control is PAT's run, with PAT's
+    epochs, learning rate and schedule."""
+    c, pat = R.control(name, 3), resolve("cpu", method="pat", seed=3)
+    assert c.run_id == pat.run_id
+    sns = R.reading_config(name, 0.3, 3)
+    assert (sns.epochs, sns.lr, sns.lr_schedule) == (pat.epochs, pat.lr, pat.lr_schedule)
 
 
 def test_readings_keep_the_study_run_ids():

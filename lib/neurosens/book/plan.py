@@ -145,6 +145,8 @@ def write_plan_page(path: Path | None = None) -> Path:
         "reason in the same commit; this page is generated from the registry and its git "
         "history (`neurosens.book.plan`).\n",
         f"**Headline reading.** {p.get('headline', '')}\n",
+        f"**How the headline's site and λ are chosen.** {p.get('headline_choice', '')}\n",
+        f"**Matched runs.** {p.get('matched_runs', '')}\n",
         f"**Runs not yet trained.** {p.get('rules_for_runs_not_yet_trained', '')}\n",
         "## Revisions\n",
         "Changes to a rule or scope after the first executed scorecard, oldest first; those "

@@ -4,6 +4,7 @@ python -m neurosens book execute --profile cpu      # notebooks → book/ (paper
 python -m neurosens book pages                      # settings, scorecard, intro, budget
 python -m neurosens book artifacts --profile cpu    # train the study's zoo (resumable)
 python -m neurosens book readings --jobs 12         # SNS under every reading of Algorithm 1
+python -m neurosens book matched --stage 1 --commit # the matched runs (resumable)
 """
 
 from __future__ import annotations
@@ -51,6 +52,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--no-evaluate", action="store_true", help="train only")
     r.add_argument("--precision", default="auto", help="training precision (auto, fp32, bf16)")
 
+    m = sub.add_parser(
+        "matched", help="train and evaluate the matched runs of the plan (resumable)"
+    )
+    m.add_argument("--profile", default="cpu")
+    m.add_argument("--stage", type=int, choices=(1, 2), default=1)
+    m.add_argument("--site", choices=("r8", "r7_r8"), help="stage 2: the headline's site")
+    m.add_argument("--lam", type=float, help="stage 2: the headline's λ")
+    m.add_argument("--limit", type=positive_int, help="stop after this many trainings")
+    m.add_argument("--commit", action="store_true", help="commit each finished run's folder")
+
 
 def run(args: argparse.Namespace) -> int:
     if args.book_command == "execute":
@@ -66,8 +77,26 @@ def run(args: argparse.Namespace) -> int:
             args.profile, args.jobs, not args.no_evaluate, args.only or READINGS,
             precision=args.precision,
         )  # fmt: skip
+    elif args.book_command == "matched":
+        return _matched(args)
     else:
         write_pages()
+    return 0
+
+
+def _matched(args: argparse.Namespace) -> int:
+    import logging
+
+    from neurosens.study.matched import check_pin, run_matched, stage_one, stage_two
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.stage == 2 and (args.site is None or args.lam is None):
+        raise SystemExit("--stage 2 needs --site and --lam (the plan's choice on the sweep)")
+    tasks = (
+        stage_one(args.profile) if args.stage == 1 else stage_two(args.site, args.lam, args.profile)
+    )
+    check_pin(commit=args.commit)
+    run_matched(tasks, args.profile, commit=args.commit, limit=args.limit)
     return 0
 
 

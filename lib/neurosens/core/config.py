@@ -227,9 +227,11 @@ class Config:
     )
     sns_select_from: str = _f(
         "start",
-        _choice("start", "vanilla"),
-        "the model Ω (Eq. 2) is selected on: the model SNS starts from, or the vanilla run "
-        "of the same seed (as Algorithm 1 says)",
+        _choice("start", "vanilla", "trained", "trained_once"),
+        "the model Ω (Eq. 2) is selected on: the model SNS starts from, the vanilla run "
+        "of the same seed (as Algorithm 1 says), or the model being trained (from scratch "
+        "only: after a warm-up epoch of L_PAT alone, re-selected every epoch on sns_dyn_n "
+        "training images, or once: trained_once)",
     )
     cas_layers: tuple[str, ...] = _f(("conv11", "conv12", "conv13"), _strs(), "CAS blocks")
     cas_beta: float = _f(2.0, _float(0.0, 100.0), "β of the CAS auxiliary loss")

@@ -22,6 +22,14 @@ Ablations (Table III):
   averages three draws: run 0, 1, 2).
 * ``sns_dyn``: Ω re-selected at the end of every epoch from ``sns_dyn_n`` (200) random
   training images with the current model.
+
+Ω on the model being trained (``sns_select_from = "trained"``, from scratch only): the
+first :data:`WARMUP_EPOCHS` epoch(s) train L_PAT alone (a fresh initialisation has no
+sensitive neurons to speak of); Ω is selected on the model at the end of the warm-up from
+``sns_dyn_n`` random training images and re-selected at the end of every later epoch (the
+SNS_dyn rule), or kept from the first selection on (``"trained_once"``: the static arm that
+C14 compares SNS_dyn with). SNS_rand and SNS_all follow the same schedule: no term during
+the warm-up, then Ω drawn at random (afresh at every re-selection) or every neuron.
 Layer-choice sweep (Fig. 16) and λ sweep: override ``sns_layers`` / ``sns_lambda``.
 
 The selection is stored in the run folder as ``sensitive_neurons.json``.
@@ -48,6 +56,10 @@ from neurosens.store.artifacts import atomic_write_json
 __all__ = ["SNS", "SNSAll", "SNSDyn", "SNSRand", "overlap", "select_sensitive", "sns_loss"]
 
 NEURONS_FILE = "sensitive_neurons.json"
+#: epochs of L_PAT alone before Ω is first selected on the model being trained
+WARMUP_EPOCHS = 1
+#: ``sns_select_from`` values that select Ω on the model being trained, after the warm-up
+ON_TRAINED = ("trained", "trained_once")
 
 
 def sns_loss(
@@ -128,9 +140,11 @@ class SNS(Method):
       frozen vanilla model. D̄ is a function of the vanilla model and the image alone, so
       it is computed batch by batch rather than stored (the same pairs up to the PGD random
       start, drawn afresh per epoch; no compute is saved);
-    * ``sns_select_from``: Ω is selected on the start model (``start``) or on the vanilla
-      model (``vanilla``, as Algorithm 1 says). When the two differ, the other model's
-      selection is recorded beside it with the overlap (``record()["alternative"]``);
+    * ``sns_select_from``: Ω is selected on the start model (``start``), on the vanilla
+      model (``vanilla``, as Algorithm 1 says), or on the model being trained after a
+      warm-up (``trained``: re-selected every epoch; ``trained_once``: kept; from scratch
+      only). When start and vanilla differ, the other model's selection is recorded
+      beside it with the overlap (``record()["alternative"]``);
     * ``neuron_site`` (shared with the analyses): where Eq. 1–2 and Eq. 12 read a neuron.
     """
 
@@ -144,7 +158,14 @@ class SNS(Method):
     @property
     def needs_vanilla(self) -> bool:  # type: ignore[override]
         c = self.config
+        if c.sns_select_from in ON_TRAINED:
+            return c.sns_pairs == "fixed"
         return c.sns_start != "vanilla" or c.sns_pairs == "fixed"
+
+    @property
+    def on_trained(self) -> bool:
+        """Ω is selected on the model being trained, after the warm-up."""
+        return self.config.sns_select_from in ON_TRAINED
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
@@ -170,7 +191,15 @@ class SNS(Method):
         if c.sns_start == "scratch" and c.sns_select_from == "start":
             raise ValueError(
                 "sns_start='scratch' selects Ω on a fresh initialisation: set "
-                "sns_select_from='vanilla'"
+                "sns_select_from='vanilla' (Ω of the vanilla model) or 'trained' (Ω of the "
+                "model being trained, after a warm-up epoch)"
+            )
+        if self.on_trained and c.sns_start != "scratch":
+            raise ValueError(
+                f"sns_select_from={c.sns_select_from!r} (Ω on the model being trained, after "
+                f"{WARMUP_EPOCHS} warm-up epoch) needs sns_start='scratch'; a fine-tuned "
+                "model has its Ω from the start (sns_select_from='start'), or re-selected "
+                "every epoch by method sns_dyn"
             )
 
     def trainable_layers(self, model: nn.Module) -> list[str] | None:
@@ -191,6 +220,9 @@ class SNS(Method):
         return select_sensitive(model, images, c, c.sns_fraction, verbose)
 
     def prepare(self, model: nn.Module, ctx: Context, resumed: bool) -> None:
+        if self.on_trained:  # selected at the end of the warm-up (end_epoch)
+            self.write(ctx)
+            return
         if self.neurons is None:  # a resumed run restores them from the checkpoint
             c = self.config
             sources = {"start": model, "vanilla": ctx.vanilla}
@@ -220,6 +252,12 @@ class SNS(Method):
         source = {"vanilla": "vanilla model", "pat": "PAT model", "scratch": "vanilla model"}
         start = f"{c.sns_start} start" if c.sns_start != "scratch" else "trained from scratch"
         model = source["vanilla" if c.sns_select_from == "vanilla" else c.sns_start]
+        if self.on_trained:
+            every = "every epoch" if c.sns_select_from == "trained" else "once"
+            model = (
+                f"the model being trained, after {WARMUP_EPOCHS} warm-up epoch, "
+                f"{every}, on {c.sns_dyn_n} random training images"
+            )
         return {
             "method": self.name,
             "layers": list(c.sns_layers),
@@ -231,7 +269,7 @@ class SNS(Method):
                 f"{source[k if k == 'vanilla' else c.sns_start]}": v
                 for k, v in self.alternative.items()
             },
-            "selection_images": c.sns_select_n,
+            "selection_images": c.sns_dyn_n if self.on_trained else c.sns_select_n,
             "selection_attack": f"linf PGD eps={c.eps_linf} k={c.pgd_steps} alpha=eps/sqrt(k)",
             "history": self.history,
         }
@@ -240,6 +278,8 @@ class SNS(Method):
     def loss(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: Context
     ) -> torch.Tensor:
+        if self.neurons is None and self.on_trained:  # the warm-up: L_PAT alone
+            return pat_forward(model, x, y, ctx)[0]
         assert self.neurons is not None, "SNS.prepare() selects the neurons first"
         at = site_layers(unwrap(model), self.neurons.keys(), self.config.neuron_site)
         fixed = self.config.sns_pairs == "fixed"
@@ -250,6 +290,28 @@ class SNS(Method):
         )
         acts = {layer: acts[probe] for layer, probe in at.items()}
         return l_adv + self.config.sns_lambda * sns_loss(acts, self.neurons, len(x))
+
+    def end_epoch(self, model: nn.Module, ctx: Context) -> None:
+        """Ω on the model being trained: first selected at the end of the warm-up, then
+        re-selected at the end of every later epoch (``trained``) or kept
+        (``trained_once``); nothing after the last epoch."""
+        if not self.on_trained or ctx.epoch >= ctx.epochs - 1 or ctx.epoch < WARMUP_EPOCHS - 1:
+            return
+        if self.neurons is not None and self.config.sns_select_from == "trained_once":
+            return
+        self.reselect(model, ctx)
+
+    def reselect(self, model: nn.Module, ctx: Context) -> None:
+        """Ω from ``sns_dyn_n`` training images drawn for this seed and epoch."""
+        c = self.config
+        images = self._images(c.sns_dyn_n, mix_seeds(c.seed, ctx.epoch, 11))
+        self.neurons = self.select_on(model, images, ctx.epoch)
+        self.history.append({"epoch": ctx.epoch, "neurons": _listify(self.neurons)})
+        self.write(ctx)
+
+    def select_on(self, model: nn.Module, images: Any, epoch: int) -> dict[str, torch.Tensor]:
+        """Ω of ``model`` on ``images`` (SNS_rand and SNS_all ignore both)."""
+        return select_sensitive(model, images, self.config, self.config.sns_fraction)
 
     # -- checkpointing --------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -276,6 +338,9 @@ class SNSAll(SNS):
     def select(self, model: nn.Module, verbose: bool = False) -> dict[str, torch.Tensor]:
         return {k: torch.arange(c) for k, c in channel_counts(model, self.config).items()}
 
+    def select_on(self, model: nn.Module, images: Any, epoch: int) -> dict[str, torch.Tensor]:
+        return self.select(model)
+
 
 class SNSRand(SNS):
     """Ablation SNS_rand: a random ``sns_fraction`` per layer, draw ``sns_rand_draw``."""
@@ -283,9 +348,16 @@ class SNSRand(SNS):
     name = "sns_rand"
 
     def select(self, model: nn.Module, verbose: bool = False) -> dict[str, torch.Tensor]:
+        return self._draw(model, mix_seeds(self.config.seed, self.config.sns_rand_draw, 7))
 
+    def select_on(self, model: nn.Module, images: Any, epoch: int) -> dict[str, torch.Tensor]:
+        """A fresh draw at every re-selection (seed, draw and epoch)."""
         c = self.config
-        g = torch.Generator().manual_seed(mix_seeds(c.seed, c.sns_rand_draw, 7))
+        return self._draw(model, mix_seeds(c.seed, c.sns_rand_draw, 7, epoch))
+
+    def _draw(self, model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
+        c = self.config
+        g = torch.Generator().manual_seed(seed)
         out = {}
         for layer, n in channel_counts(model, c).items():  # top-k of random scores: same k
             out[layer] = top_k(torch.rand(n, generator=g), float(c.sns_fraction))
@@ -301,11 +373,7 @@ class SNSDyn(SNS):
     def end_epoch(self, model: nn.Module, ctx: Context) -> None:
         if ctx.epoch >= ctx.epochs - 1:  # nothing trains after the last epoch
             return
-        c = self.config
-        images = self._images(c.sns_dyn_n, mix_seeds(c.seed, ctx.epoch, 11))
-        self.neurons = select_sensitive(model, images, c, c.sns_fraction, progress=False)
-        self.history.append({"epoch": ctx.epoch, "neurons": _listify(self.neurons)})
-        self.write(ctx)
+        self.reselect(model, ctx)
 
 
 def overlap(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, float]:

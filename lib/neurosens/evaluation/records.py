@@ -82,9 +82,11 @@ def _digest(flags: Sequence[int], shas: Sequence[str]) -> str:
 
 
 def record_meta() -> dict[str, Any]:
-    """The git SHA and library versions every record carries."""
+    """The git SHA, training-code digest, device kind and library versions every record
+    carries (an evaluation is matched like a training run)."""
     prov = provenance()
-    return {"git_sha": prov["git_sha"], "versions": prov["versions"]}
+    keys = ("git_sha", "git_dirty", "code_digest", "device_kind", "versions")
+    return {k: prov[k] for k in keys}
 
 
 def _read(store: ArtifactStore, run_id: str, name: str) -> dict[str, Any] | None:

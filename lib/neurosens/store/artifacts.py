@@ -23,30 +23,25 @@ Integrity and concurrency:
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
-import importlib.metadata as _metadata
 import json
 import os
-import platform
 import shlex
-import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy
 import torch
-import torchvision
 from filelock import FileLock
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from neurosens.core.config import Config
-from neurosens.core.paths import artifacts_root, display_path, project_root
+from neurosens.core.paths import artifacts_root, display_path
 from neurosens.core.profiles import profile_defaults
+from neurosens.store.provenance import provenance
 
 __all__ = [
     "ArtifactError",
@@ -131,37 +126,6 @@ def train_command(config: Config) -> str:
         f"--method {config.method} --seed {config.seed}"
     )
     return " ".join([cmd, *changed])
-
-
-def _git(*args: str) -> str:
-    try:
-        out = subprocess.run(
-            ["git", *args], cwd=project_root(), capture_output=True, text=True, timeout=10
-        )
-        return out.stdout.strip() if out.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def provenance() -> dict[str, Any]:
-    """Git SHA (and whether the tree was dirty), library versions, host facts."""
-
-    copied = os.environ.get("NEUROSENS_GIT_SHA")  # code copied without its history
-    return {
-        "git_sha": copied or _git("rev-parse", "HEAD"),
-        "git_dirty": not copied
-        and _git("status", "--porcelain", "--untracked-files=no") not in ("", "unknown"),
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "torchvision": torchvision.__version__,
-            "numpy": numpy.__version__,
-            "neurosens": _metadata.version("neurosens"),
-        },
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "threads": torch.get_num_threads(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 class ArtifactStore:

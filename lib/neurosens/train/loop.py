@@ -52,10 +52,8 @@ from neurosens.core.seeding import epoch_generator, mix_seeds, seed_everything
 from neurosens.data.images import train_source
 from neurosens.defences import Context, Method
 from neurosens.models import build_model
-from neurosens.store.artifacts import (
-    ArtifactStore,
-    train_allowed,
-)
+from neurosens.store.artifacts import ArtifactStore, train_allowed
+from neurosens.store.provenance import require_clean
 from neurosens.train.batches import batches_per_epoch, epoch_batches, local_batch
 from neurosens.train.checkpoint import (
     CHECKPOINT,
@@ -72,6 +70,7 @@ from neurosens.train.setup import (
     make_optimizer,
     on_main_rank,
     prepare_run,
+    run_extra,
     start_config,
     vanilla_config,
 )
@@ -96,8 +95,9 @@ def train(
     """Train ``config``'s run into the artifact store; return its run id.
 
     A no-op when the artifact exists. Otherwise training must be allowed (``allow_train``
-    or ``NEUROSENS_ALLOW_TRAIN=1``), else :class:`ArtifactMissing` gives the command. A
-    checkpoint left by an interrupted run of the same config is resumed.
+    or ``NEUROSENS_ALLOW_TRAIN=1``; else :class:`ArtifactMissing` gives the command) and the
+    tree clean (:func:`~neurosens.store.provenance.require_clean`). A checkpoint left by an
+    interrupted run of the same config is resumed.
 
     Args:
         config: the run.
@@ -128,6 +128,8 @@ def train(
                     f"with {threads} threads): nothing to train"
                 )
             return config.run_id
+        if d.main and train_allowed(allow_train):
+            require_clean(config.run_id)  # a missing run that is not allowed says so later
         _train(config, store, d, allow_train, progress, on_epoch_end, precision, device,
                memory_format)  # fmt: skip
     return config.run_id
@@ -381,18 +383,7 @@ def _finish(run: _Run, seconds_this_process: float) -> None:
             metrics=metrics,
             history=history,
             dataset_fingerprint=run.data.fingerprint(),
-            extra={
-                "method_state": run.method.state(),
-                "trainable_layers": run.trainable if run.trainable is not None else "all",
-                "started_from": run.start_run,
-                "validation_subset": (
-                    f"last {len(run.val)} images of the {config.dataset} test split"
-                ),
-                "device": str(run.rt.device),
-                "precision": run.rt.precision,
-                "memory_format": "channels_last" if run.rt.channels_last else "contiguous",
-                "processes": d.world,
-            },
+            extra=run_extra(run),
         )
         run.ckpt_path.unlink(missing_ok=True)
     d.barrier()  # the artifact is on disk before any rank goes on (e.g. to load it)

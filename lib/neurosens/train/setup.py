@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,6 +23,7 @@ __all__ = [
     "make_optimizer",
     "on_main_rank",
     "prepare_run",
+    "run_extra",
     "start_config",
     "vanilla_config",
 ]
@@ -115,3 +117,22 @@ def on_main_rank(d: Dist, method: Method, fn: Callable[[], None]) -> None:
     state = d.broadcast_object(method.state() if d.main else None)
     if not d.main:
         method.load_state(state)
+
+
+def run_extra(run: Any) -> dict[str, Any]:
+    """What a finished run records beside its config and provenance: the method's state,
+    what trained, what it started from (id and weights: a start trained again later is
+    another model), the validation subset, device, precision and processes."""
+    start = run.start_run
+    weights = None if start is None else run.store.read_json(start, "config.json")
+    return {
+        "method_state": run.method.state(),
+        "trainable_layers": run.trainable if run.trainable is not None else "all",
+        "started_from": start,
+        "started_from_weights": None if weights is None else weights["weights_sha256"],
+        "validation_subset": f"last {len(run.val)} images of the {run.config.dataset} test split",
+        "device": str(run.rt.device),
+        "precision": run.rt.precision,
+        "memory_format": "channels_last" if run.rt.channels_last else "contiguous",
+        "processes": run.dist.world,
+    }
