@@ -190,6 +190,20 @@ def _combined(v: pd.Series) -> str:
     )  # fmt: skip
 
 
+def unmatched_claim(comparisons: Mapping[str, pd.DataFrame], paper: str = "") -> Claim | None:
+    """An untestable claim when the arms of a comparison were not made the same way
+    (:mod:`neurosens.analyses.arms`: code, device kind, precision, torch version, clean
+    tree, current start model), saying what differs; ``None`` when they match."""
+    notes = {n: f.attrs["unmatched"] for n, f in comparisons.items() if f.attrs.get("unmatched")}
+    if not notes:
+        return None
+    why = "; ".join(f"{n}: {', '.join(v)}" for n, v in notes.items())
+    return Claim(f"arms not made the same way ({why})", paper, "untestable",
+                 "a comparison between training procedures is decided only on runs made by the "
+                 "same training code, device kind, precision and torch version, from clean "
+                 "trees (neurosens.analyses.arms)")  # fmt: skip
+
+
 def verdict_effect(
     comparisons: Mapping[str, pd.DataFrame],
     effects: Mapping[str, Mapping[str, float]] | Mapping[str, float],
@@ -205,6 +219,9 @@ def verdict_effect(
     :func:`~neurosens.analyses.rules.interval_verdict` on its seed-level interval,
     combined by :func:`~neurosens.analyses.rules.combine` over the columns of each
     comparison, then over the comparisons (a claim about A against B and C needs both)."""
+    bad = unmatched_claim(comparisons, paper)
+    if bad is not None:
+        return bad
     t = effect_rows(comparisons, effects, columns, negate, alpha)
     if t.empty:
         return Claim("no comparison", paper, "untestable", "the page's parameters leave nothing "
@@ -248,6 +265,9 @@ def verdict_equivalent_seeds(
     :func:`~neurosens.analyses.rules.combine`; an inconclusive verdict gives the seeds
     that would decide it at the observed mean and sd of the differences.
     """
+    bad = unmatched_claim({"A − B": p}, paper)
+    if bad is not None:
+        return bad
     reps = p[p["rep"] != "pooled"]
     rows = []
     for att, g in reps.groupby("attack", sort=False):

@@ -121,11 +121,12 @@ def calibrated_flags(
                 return [pack_flags(correct(model, xn, y).numpy()) for xn in xs]
 
             params = {"sigmas": [float(v) for v in sigmas], "n": n}
-            packed = cached(ctx.config_for(m, s).run_id, "noise_calibrated_flags", params, compute)
+            rid = ctx.config_for(m, s).run_id
+            packed = cached(rid, "noise_calibrated_flags", params, compute)
             for sev, p in enumerate(packed, start=1):
                 f = unpack_flags(p, n)
                 rows.append({"method": m, "rep": s, "attack": SETTING.format(sev), "n": n,
-                             "accuracy": float(f.mean()), "flags": f})  # fmt: skip
+                             "accuracy": float(f.mean()), "flags": f, "run_id": rid})  # fmt: skip
     return pd.DataFrame(rows)
 
 

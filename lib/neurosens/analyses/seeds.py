@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
+from neurosens.analyses.arms import noted
 from neurosens.analyses.stats import ALPHA, arms, paired_diff_ci
 
 __all__ = ["SEED_LEVEL", "run_unpaired", "seed_level", "seed_paired", "seeds_to_decide"]
@@ -114,7 +115,7 @@ def seed_paired(
              "diff": mean, "lo": lo, "hi": hi, "sd": sd, "se_img": float(np.sqrt(v_img)),
              "runs": f"{k} seed{'s' if k > 1 else ''}"}
         )  # fmt: skip
-    return pd.DataFrame(rows)
+    return noted(pd.DataFrame(rows), da, db)
 
 
 def run_unpaired(
@@ -163,7 +164,7 @@ def run_unpaired(
                      "acc_a": float(acc_a.mean()), "acc_b": float(acc_b.mean()), "diff": mean,
                      "lo": lo, "hi": hi, "sd": sd, "se_img": float(np.sqrt(v_img)),
                      "runs": f"{ka} + {kb} runs"})  # fmt: skip
-    return pd.DataFrame(rows)
+    return noted(pd.DataFrame(rows), da, db)
 
 
 def seed_level(frame: pd.DataFrame) -> pd.DataFrame:

@@ -199,7 +199,9 @@ def paired(
         rows.append(
             _prow(att, "pooled", fa_all, fb_all, oa, ob, p, np.concatenate(diffs), alpha, n_boot)
         )
-    return pd.DataFrame(rows)
+    from neurosens.analyses.arms import noted  # arms reads the store; stats stays light
+
+    return noted(pd.DataFrame(rows), da, db)
 
 
 def paired_diff_ci(

@@ -53,7 +53,8 @@ def sweep_frame(
             f = np.asarray(r.flags, dtype=bool)
             lab = f"pgd_linf k={r.k}" if r.sweep == "k" else f"pgd_linf ε={r.eps_paper:g}/255"
             row = tidy_row(method, rep, lab, "pgd_linf", r.key, f)
-            rows.append({**row, "sweep": r.sweep, "k": r.k, "eps_paper": r.eps_paper})
+            rows.append({**row, "sweep": r.sweep, "k": r.k, "eps_paper": r.eps_paper,
+                         "run_id": cfg.run_id})  # fmt: skip
     return pd.DataFrame(rows)
 
 

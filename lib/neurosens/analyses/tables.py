@@ -207,14 +207,14 @@ def evaluate_configs(
 
 
 def tidy(results: Mapping[Key, EvalResult]) -> pd.DataFrame:
-    """One row per (method, rep, attack) with the per-example flags (see module doc)."""
+    """One row per (method, rep, attack) with the per-example flags and the run behind them
+    (``run_id``, None when not stored: comparisons check that their arms match)."""
     rows = []
     for (method, rep), res in results.items():
-        for spec in res.specs:
-            f = np.asarray(res.flags[spec.key], dtype=bool)
-            rows.append(tidy_row(method, rep, spec.label or spec.name, spec.name, spec.key, f))
-        w = np.asarray(res.flags["worst"], dtype=bool)
-        rows.append(tidy_row(method, rep, "worst", "worst", "worst", w))
+        flags = [(s.label or s.name, s.name, s.key, res.flags[s.key]) for s in res.specs]
+        for attack, name, key, f in [*flags, ("worst", "worst", "worst", res.flags["worst"])]:
+            row = tidy_row(method, rep, attack, name, key, np.asarray(f, dtype=bool))
+            rows.append({**row, "run_id": res.run_id})
     return pd.DataFrame(rows)
 
 

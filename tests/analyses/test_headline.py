@@ -1,0 +1,89 @@
+"""The plan's rule for the headline reading's site and λ, and the σ-of-Ω measure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from neurosens.analyses import headline as H
+
+GRID = (0.001, 0.002, 0.005, 0.01)
+
+
+def rows(score, lower=lambda site, lam: True, collapsed=lambda site, lam: False):
+    out = []
+    for site in ("r8", "r7_r8"):
+        for lam in GRID:
+            for seed in (0, 1):
+                s = score(site, lam) + 0.002 * seed
+                clean = 0.12 if collapsed(site, lam) else s
+                hi = -0.01 if lower(site, lam) else 0.02
+                out.append({"site": site, "lam": lam, "seed": seed, "clean": clean, "pgd": s,
+                            "lo": hi - 0.05, "hi": hi})  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def test_the_best_interior_admissible_pair_is_chosen():
+    c = H.choose(rows(lambda site, lam: 0.7 + (lam == 0.005) * 0.01 + (site == "r7_r8") * 0.002),
+                 chance=0.1, seeds=(0, 1))  # fmt: skip
+    assert (c.site, c.lam, c.extend) == ("r7_r8", 0.005, ())
+
+
+def test_a_lambda_that_does_not_lower_sigma_is_not_a_test_of_sns():
+    score = lambda site, lam: 0.7 + (lam == 0.002) * 0.05 + lam  # noqa: E731
+    lower = lambda site, lam: lam >= 0.005  # noqa: E731
+    c = H.choose(rows(score, lower), chance=0.1, seeds=(0, 1))
+    assert c.lam is None and c.extend == (0.02,)  # 0.01 best admissible, at the edge
+    lower_one_seed = rows(lambda s, lam: 0.7 + (lam == 0.002) * 0.05)
+    lower_one_seed.loc[(lower_one_seed["lam"] == 0.002) & (lower_one_seed["seed"] == 1), "hi"] = 0.1
+    c = H.choose(lower_one_seed, chance=0.1, seeds=(0, 1))
+    assert c.lam != 0.002  # admissible only when lower on every seed
+
+
+def test_edges_extend_the_grid_and_collapse_ends_it():
+    c = H.choose(rows(lambda site, lam: 0.7 - lam), chance=0.1, seeds=(0, 1))
+    assert c.lam is None and c.extend == (0.0005,)
+    c = H.choose(rows(lambda s, lam: 0.7, lower=lambda s, lam: False), chance=0.1, seeds=(0, 1))
+    assert c.extend == (0.02,) and "upward" in c.reason
+    c = H.choose(rows(lambda s, lam: 0.7, lower=lambda s, lam: False,
+                      collapsed=lambda s, lam: lam == 0.01), chance=0.1, seeds=(0, 1))  # fmt: skip
+    assert c.lam is None and c.extend == () and "collapse" in c.reason
+
+
+def test_next_step_walks_the_1_2_5_series():
+    assert [H.next_step(v, True) for v in (0.001, 0.002, 0.005, 0.01)] == [0.002, 0.005, 0.01, 0.02]
+    assert [H.next_step(v, False) for v in (0.001, 0.002, 0.01)] == [0.0005, 0.001, 0.005]
+
+
+def test_log_ratio_interval_covers_and_is_paired():
+    rng = np.random.default_rng(1)
+    b = rng.gamma(2.0, 1.0, 1000)
+    est, lo, hi = H.log_ratio(0.8 * b, b)
+    assert est == pytest.approx(np.log(0.8)) and lo == pytest.approx(hi)  # paired: no spread
+    est, lo, hi = H.log_ratio(b * rng.uniform(0.7, 0.9, 1000), b)
+    assert lo < est < hi < 0
+    with pytest.raises(ValueError):
+        H.log_ratio(b[:10], b)
+
+
+def test_sigma_omega_is_zero_without_an_attack_and_reads_own_neurons(monkeypatch):
+    from neurosens import resolve
+    from neurosens.data.imageset import ImageSet
+    from neurosens.models import build_model
+
+    cfg = resolve("smoke", method="sns", dataset="synthetic", widths=(4,) * 13,
+                  sns_dyn_n=16, eval_batch_size=16)  # fmt: skip
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    x = torch.rand(16, 1, 32, 32)
+    images = ImageSet(
+        (x * 255).to(torch.uint8), torch.randint(0, 10, (16,)), tuple("0123456789"), "t"
+    )
+    monkeypatch.setattr(H, "train_images", lambda c, n, s: images)
+    out = H.sigma_omega(model, cfg, images, batch=8)
+    assert len(out["sigma"]) == 16 and min(out["sigma"]) > 0
+    assert set(out["omega"]) == set(cfg.sns_layers)
+    monkeypatch.setattr(H, "pgd", lambda m, x, y, **k: x)  # x' = x: nothing moves
+    assert max(H.sigma_omega(model, cfg, images, batch=8)["sigma"]) == 0
