@@ -12,16 +12,18 @@ from neurosens.analyses import headline as H
 GRID = (0.001, 0.002, 0.005, 0.01)
 
 
-def rows(score, lower=lambda site, lam: True, collapsed=lambda site, lam: False):
+def rows(score, lower=lambda site, lam: True, collapsed=lambda site, lam: False, grid=GRID):
     out = []
     for site in ("r8", "r7_r8"):
-        for lam in GRID:
+        for lam in grid:
             for seed in (0, 1):
                 s = score(site, lam) + 0.002 * seed
                 clean = 0.12 if collapsed(site, lam) else s
                 hi = -0.01 if lower(site, lam) else 0.02
                 out.append({"site": site, "lam": lam, "seed": seed, "clean": clean, "pgd": s,
-                            "lo": hi - 0.05, "hi": hi})  # fmt: skip
+                            "est": hi - 0.025, "lo": hi - 0.05, "hi": hi,
+                            "run_id": f"{site}-{lam}-{seed}",
+                            "control": f"pat-{seed}"})  # fmt: skip
     return pd.DataFrame(out)
 
 
@@ -50,6 +52,22 @@ def test_edges_extend_the_grid_and_collapse_ends_it():
     c = H.choose(rows(lambda s, lam: 0.7, lower=lambda s, lam: False,
                       collapsed=lambda s, lam: lam == 0.01), chance=0.1, seeds=(0, 1))  # fmt: skip
     assert c.lam is None and c.extend == () and "collapse" in c.reason
+
+
+def test_the_stored_sweep_is_extended_by_the_rule_and_says_what_to_train(monkeypatch):
+    from types import SimpleNamespace
+
+    stored = rows(lambda site, lam: 0.7 + lam)  # best at the upper edge: extend to 0.02
+    monkeypatch.setattr(H, "sweep_rows", lambda ctx, grid, seeds: stored[stored["lam"].isin(grid)])
+    monkeypatch.setattr(H, "records_of", lambda ids: {})
+    ctx = SimpleNamespace(config=SimpleNamespace(profile="cpu"))
+    c = H.headline_choice(ctx)
+    assert c.lam is None and "extends" in c.reason and "12 of its 20 runs" not in c.reason
+    assert set(c.missing) == {(site, 0.02, s) for site in ("r8", "r7_r8") for s in (0, 1)}
+    score = lambda site, lam: 0.7 + lam - (lam > 0.01) + 0.01 * (site == "r8")  # noqa: E731
+    stored = rows(score, grid=(*GRID, 0.02))
+    c = H.headline_choice(ctx)
+    assert (c.site, c.lam) == ("r8", 0.01) and len(c.rows) == 20
 
 
 def test_next_step_walks_the_1_2_5_series():

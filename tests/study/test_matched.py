@@ -30,6 +30,16 @@ def test_stage_one_lists_each_run_once_with_pat_as_the_from_scratch_control():
     assert first_pat < min(i for i, t in enumerate(tasks) if t.arm == "sweep")
 
 
+def test_an_extension_of_the_grid_joins_the_sweep_at_both_sites_and_seeds():
+    base = {t.config.run_id for t in M.stage_one("cpu")}
+    tasks = M.stage_one("cpu", extend=(0.02,))
+    new = [t for t in tasks if t.config.run_id not in base]
+    assert {(t.config.neuron_site, t.config.sns_lambda, t.config.seed) for t in new} == {
+        (site, 0.02, s) for site in ("conv", "bn") for s in M.SWEEP_SEEDS
+    }
+    assert {t.arm for t in new} == {"sweep"} and len(tasks) == len(base) + 4
+
+
 def test_stage_two_ablations_follow_the_headline():
     tasks = M.stage_two("r7_r8", 0.005)
     by = {}

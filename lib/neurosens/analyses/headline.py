@@ -13,36 +13,50 @@
   sweep seed; the best validation score (mean of clean and ℓ∞ PGD accuracy) averaged over
   the seeds; ties to the smaller λ; a choice at an edge of the grid, or no admissible
   pair, asks for the next 1-2-5 value outward (upward when none is admissible).
+* :func:`sweep_rows` / :func:`headline_choice` — the rule applied to the stored sweep of
+  :mod:`neurosens.study.matched` (``GRID`` and the values the rule added to it), or what is
+  still to train.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
 
+from neurosens.analyses.arms import records_of, unmatched
 from neurosens.attacks import eval_mode, pgd
-from neurosens.core.config import Config
+from neurosens.core.config import Config, resolve
 from neurosens.core.seeding import mix_seeds
 from neurosens.data.images import train_images
 from neurosens.defences.sns import select_sensitive
 from neurosens.models.probe import capture, site_layers
+from neurosens.store.artifacts import ArtifactStore
 from neurosens.store.cache import cached
+from neurosens.study import matched as M
+from neurosens.study import readings as R
 from neurosens.study.zoo import COLLAPSE_TOL
+from neurosens.train.validation import validation_set
+
+if TYPE_CHECKING:
+    from neurosens.study.session import Session
 
 __all__ = [
     "Choice",
     "cached_sigma_omega",
     "choose",
+    "headline_choice",
     "log_ratio",
     "next_step",
     "omega_table",
     "sigma_omega",
+    "summary",
+    "sweep_rows",
 ]
 
 
@@ -121,25 +135,37 @@ class Choice:
     extend: tuple[float, ...] = ()
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
     reason: str = ""
+    #: (site, λ, seed) of the sweep runs the rule needs that are not stored yet
+    missing: tuple[tuple[str, float, int], ...] = ()
+    #: the per-run rows the rule read (one per site, λ and seed)
+    rows: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
-def choose(rows: pd.DataFrame, chance: float, seeds: Sequence[int]) -> Choice:
-    """Apply the plan's rule to ``rows`` (one per site, λ and seed: columns site, lam, seed,
-    clean, pgd — validation accuracies — and lo, hi — the interval of log σ ratio against
-    PAT of that seed)."""
-    need = {"site", "lam", "seed", "clean", "pgd", "lo", "hi"}
+def summary(rows: pd.DataFrame, chance: float, seeds: Sequence[int]) -> pd.DataFrame:
+    """One row per (site, λ) of ``rows`` (one per site, λ and seed: columns site, lam, seed,
+    clean, pgd — validation accuracies — and est, lo, hi — log σ of Ω against PAT of that
+    seed and its interval): the means over ``seeds``, the score, collapse, whether σ is
+    lower on every seed, and admissibility."""
+    need = {"site", "lam", "seed", "clean", "pgd", "est", "lo", "hi"}
     if not need <= set(rows.columns):
-        raise KeyError(f"choose() needs columns {sorted(need)}, got {sorted(rows.columns)}")
+        raise KeyError(f"the rule needs columns {sorted(need)}, got {sorted(rows.columns)}")
     g = rows[rows["seed"].isin(seeds)].groupby(["site", "lam"], sort=True)
     t = pd.DataFrame({
         "seeds": g["seed"].nunique(),
         "clean": g["clean"].mean(),
         "pgd": g["pgd"].mean(),
+        "log_sigma_ratio": g["est"].mean(),
         "collapsed": g["clean"].min() <= chance + COLLAPSE_TOL,
         "sigma_lower": g["hi"].max() < 0,  # the interval below 0 on every seed
     }).reset_index()  # fmt: skip
     t["score"] = (t["clean"] + t["pgd"]) / 2
     t["admissible"] = (t["seeds"] == len(seeds)) & ~t["collapsed"] & t["sigma_lower"]
+    return t
+
+
+def choose(rows: pd.DataFrame, chance: float, seeds: Sequence[int]) -> Choice:
+    """Apply the plan's rule to ``rows`` (:func:`summary`'s input)."""
+    t = summary(rows, chance, seeds)
     grid = sorted(set(t["lam"]))
     ok = t[t["admissible"]]
     if ok.empty:
@@ -163,3 +189,64 @@ def omega_table(rows: Mapping[tuple[str, float, int], Mapping[str, float]]) -> p
     return pd.DataFrame(
         [{"site": s, "lam": lam, "seed": sd, **v} for (s, lam, sd), v in rows.items()]
     )
+
+
+def sweep_rows(
+    ctx: Session, grid: Sequence[float], seeds: Sequence[int] = M.SWEEP_SEEDS
+) -> pd.DataFrame:
+    """One row per stored sweep run (site, λ, seed of :mod:`neurosens.study.matched`):
+    validation clean and ℓ∞ PGD accuracy (from the run's metrics), and log σ of Ω against
+    PAT of the same seed (:func:`log_ratio` of :func:`cached_sigma_omega` on the
+    validation images: est, lo, hi), with both run ids."""
+    store = ArtifactStore()
+    profile = ctx.config.profile
+    rows = []
+    for s in seeds:
+        pat = R.control(M.SITES[0], s, profile)  # λ = 0 of a from-scratch reading is PAT
+        if not store.exists(pat.run_id):
+            continue
+        for site in M.SITES:
+            ref = None
+            for lam in grid:
+                cfg = R.reading_config(site, lam, s, profile)
+                if not store.exists(cfg.run_id):
+                    continue
+                images = validation_set(cfg)
+                if ref is None:
+                    ref = cached_sigma_omega(pat.run_id, lambda p=pat: ctx.model(p), cfg, images)
+                sig = cached_sigma_omega(cfg.run_id, lambda c=cfg: ctx.model(c), cfg, images)
+                est, lo, hi = log_ratio(sig, ref)
+                clean, acc_pgd = R.validation(store, cfg)
+                rows.append({"site": site, "lam": lam, "seed": s, "clean": clean,
+                             "pgd": acc_pgd, "est": est, "lo": lo, "hi": hi,
+                             "run_id": cfg.run_id, "control": pat.run_id})  # fmt: skip
+                ctx.used.append(cfg.run_id)
+    return pd.DataFrame(rows)
+
+
+def headline_choice(ctx: Session, seeds: Sequence[int] = M.SWEEP_SEEDS) -> Choice:
+    """The plan's rule (:func:`choose`) on the stored sweep: :data:`~M.GRID`, extended by
+    the rule while the runs of each extension are stored. A choice needs every run of the
+    grid so far, made the same way as its PAT controls; else ``missing`` lists what to
+    train and ``reason`` says why nothing is chosen yet."""
+    chance = 1.0 / resolve(ctx.config.profile).num_classes
+    grid, why_more = list(M.GRID), ""
+    while True:
+        rows = sweep_rows(ctx, grid, seeds)
+        have = {(r.site, r.lam, r.seed) for r in rows.itertuples()}
+        missing = tuple((site, lam, s) for lam in grid for s in seeds for site in M.SITES
+                        if (site, lam, s) not in have)  # fmt: skip
+        if missing:
+            n = len(grid) * len(seeds) * len(M.SITES)
+            why = f"{why_more}the sweep is being trained: {n - len(missing)} of its {n} runs stored"
+            t = summary(rows, chance, seeds) if len(rows) else pd.DataFrame()
+            return Choice(None, None, (), t, why, missing, rows)
+        diff = unmatched(records_of([*rows["run_id"], *rows["control"]]))
+        if diff:
+            why = f"sweep runs not made the same way ({'; '.join(diff)})"
+            return Choice(None, None, (), summary(rows, chance, seeds), why, rows=rows)
+        c = choose(rows, chance, seeds)
+        if not c.extend:
+            return replace(c, rows=rows)
+        grid.append(c.extend[0])
+        why_more += f"{c.reason} (λ = {c.extend[0]:g}); "

@@ -59,6 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--stage", type=int, choices=(1, 2), default=1)
     m.add_argument("--site", choices=("r8", "r7_r8"), help="stage 2: the headline's site")
     m.add_argument("--lam", type=float, help="stage 2: the headline's λ")
+    m.add_argument("--extend", type=float, nargs="*", default=[],
+                   help="stage 1: λ values the plan's rule added to the headline sweep")  # fmt: skip
     m.add_argument("--limit", type=positive_int, help="stop after this many trainings")
     m.add_argument("--commit", action="store_true", help="commit each finished run's folder")
 
@@ -93,7 +95,8 @@ def _matched(args: argparse.Namespace) -> int:
     if args.stage == 2 and (args.site is None or args.lam is None):
         raise SystemExit("--stage 2 needs --site and --lam (the plan's choice on the sweep)")
     tasks = (
-        stage_one(args.profile) if args.stage == 1 else stage_two(args.site, args.lam, args.profile)
+        stage_one(args.profile, tuple(args.extend))
+        if args.stage == 1 else stage_two(args.site, args.lam, args.profile)
     )
     check_pin(commit=args.commit)
     run_matched(tasks, args.profile, commit=args.commit, limit=args.limit)

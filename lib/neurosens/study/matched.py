@@ -94,17 +94,20 @@ class Task:
         return self.arm != "sweep"
 
 
-def stage_one(profile: str = "cpu") -> list[Task]:
-    """The runs that need nothing chosen, in the order the verdicts need them."""
+def stage_one(profile: str = "cpu", extend: tuple[float, ...] = ()) -> list[Task]:
+    """The runs that need nothing chosen, in the order the verdicts need them; ``extend``:
+    λ values the plan's rule added to the sweep's :data:`GRID` (trained first, at both
+    sites on both sweep seeds)."""
 
     def cfg(method: str, seed: int) -> Config:
         return resolve(profile, method=method, seed=seed)
 
     tasks = [Task(cfg("vanilla", s), "vanilla") for s in FIVE]
     tasks += [Task(cfg("pat", s), "pat", True) for s in SWEEP_SEEDS]
-    for s in SWEEP_SEEDS:
-        for site in SITES:
-            tasks += [Task(reading_config(site, lam, s, profile), "sweep") for lam in GRID]
+    for grid in (tuple(extend), GRID):
+        for s in SWEEP_SEEDS:
+            for site in SITES:
+                tasks += [Task(reading_config(site, lam, s, profile), "sweep") for lam in grid]
     tasks += [Task(cfg("pat", s), "pat", True) for s in FIVE if s not in SWEEP_SEEDS]
     tasks += [Task(cfg("alp", s), "alp") for s in THREE]
     for name, seeds in (("r1", FIVE), ("r3", THREE)):
