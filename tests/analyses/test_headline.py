@@ -105,3 +105,32 @@ def test_sigma_omega_is_zero_without_an_attack_and_reads_own_neurons(monkeypatch
     assert set(out["omega"]) == set(cfg.sns_layers)
     monkeypatch.setattr(H, "pgd", lambda m, x, y, **k: x)  # x' = x: nothing moves
     assert max(H.sigma_omega(model, cfg, images, batch=8)["sigma"]) == 0
+
+
+def test_until_its_runs_are_stored_a_headline_claim_is_untestable_and_says_why():
+    pending = H.Choice(None, None, (), pd.DataFrame(), "the sweep is being trained: 3 of 16")
+    c = H.pending_claim("C10", pending)
+    assert c.verdict == "untestable" and "3 of 16" in c.ours and "R8" in c.ours
+    assert H.headline_runs(pending) is None
+    assert H.choice_table(pending)["status"].tolist() == [pending.reason]
+    assert "not chosen yet" in H.choice_sentence(pending)
+    chosen = H.choose(rows(lambda site, lam: 0.7 + (lam == 0.005) * 0.01), chance=0.1, seeds=(0, 1))
+    c = H.pending_claim("C25", chosen)
+    assert c.verdict == "untestable" and "λ = 0.005 chosen" in c.ours
+    assert H.headline_runs(chosen, "cpu") is None  # its seeds 2–4 are not stored
+    t = H.choice_table(chosen)
+    assert t["chosen"].sum() == 1 and t["admissible"].all()
+
+
+def test_the_readings_table_says_where_omega_comes_from():
+    from neurosens.analyses.readings import reading_frame
+
+    f = reading_frame("cpu").set_index("reading")["Ω selected on"]
+    assert f["R8 PAT + SNS from scratch, Ω on the model trained"].startswith(
+        "the model being trained (every epoch"
+    )
+    assert f["R4 PAT + SNS from scratch, Ω fixed from Vanilla"] == "Vanilla (fixed)"
+    assert (
+        f["R3 PAT start, bottom frozen"] == "PAT"
+        and f["R1 vanilla start, bottom frozen"] == "Vanilla"
+    )

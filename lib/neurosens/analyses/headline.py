@@ -16,6 +16,10 @@
 * :func:`sweep_rows` / :func:`headline_choice` — the rule applied to the stored sweep of
   :mod:`neurosens.study.matched` (``GRID`` and the values the rule added to it), or what is
   still to train.
+* :func:`headline_runs` / :func:`pending_claim` — page 06b's headline arms once chosen and
+  stored on every seed; until then, each headline claim is untestable and says why.
+* :func:`choice_frame` / :func:`choice_table` / :func:`choice_sentence` — the sweep for
+  the page.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from neurosens.analyses import claims, registry
 from neurosens.analyses.arms import records_of, unmatched
+from neurosens.analyses.readings import CONTROL
 from neurosens.attacks import eval_mode, pgd
 from neurosens.core.config import Config, resolve
 from neurosens.core.seeding import mix_seeds
@@ -44,16 +50,25 @@ from neurosens.study.zoo import COLLAPSE_TOL
 from neurosens.train.validation import validation_set
 
 if TYPE_CHECKING:
+    from neurosens.analyses.claims import Claim
+    from neurosens.analyses.tables import Key
     from neurosens.study.session import Session
 
 __all__ = [
     "Choice",
+    "as_headline",
     "cached_sigma_omega",
+    "choice_frame",
+    "choice_sentence",
+    "choice_table",
     "choose",
+    "grid_text",
     "headline_choice",
+    "headline_runs",
     "log_ratio",
     "next_step",
     "omega_table",
+    "pending_claim",
     "sigma_omega",
     "summary",
     "sweep_rows",
@@ -250,3 +265,104 @@ def headline_choice(ctx: Session, seeds: Sequence[int] = M.SWEEP_SEEDS) -> Choic
             return replace(c, rows=rows)
         grid.append(c.extend[0])
         why_more += f"{c.reason} (λ = {c.extend[0]:g}); "
+
+
+def headline_runs(
+    choice: Choice, profile: str = "cpu", seeds: Sequence[int] = M.FIVE
+) -> dict[Key, Config] | None:
+    """``{(site, s): the headline run, (site·control, s): PAT}`` for every seed once the
+    rule has chosen and every one of those runs is stored; else ``None``."""
+    if choice.lam is None or choice.site is None:
+        return None
+    store = ArtifactStore()
+    out: dict[Key, Config] = {}
+    for s in seeds:
+        out[(choice.site, s)] = R.reading_config(choice.site, choice.lam, s, profile)
+        out[(CONTROL.format(choice.site), s)] = R.control(choice.site, s, profile)
+    return out if all(store.exists(c.run_id) for c in out.values()) else None
+
+
+def pending_claim(cid: str, choice: Choice, seeds: Sequence[int] = M.FIVE) -> Claim:
+    """Claim ``cid`` under the headline reading before its runs are stored: untestable,
+    with where the queue stands and the runs that would make it testable."""
+    label = R.READINGS[M.SITES[0]].label.split(",")[0]
+    if choice.lam is None:
+        where = f"site and λ not chosen yet ({choice.reason})"
+    else:
+        where = (f"{R.READINGS[choice.site].label} at λ = {choice.lam:g} chosen; its runs on "
+                 f"seeds {seeds[0]}–{seeds[-1]} are being trained")  # fmt: skip
+    needs = registry.spec(cid).needs
+    return claims.untestable(
+        f"{label}: {where}",
+        "judged once the headline reading's matched runs are stored (python -m neurosens "
+        "book matched)" + (f"; the runs it needs: {needs}" if needs else ""),
+    )
+
+
+def as_headline(cid: str, claim: Claim | None, choice: Choice, head: Mapping | None) -> Claim:
+    """Claim ``cid`` as the scorecard counts it under the headline reading: ``claim`` (the
+    page's verdict on the headline runs, labelled with the reading) once ``head``
+    (:func:`headline_runs`) is stored, else :func:`pending_claim`; a claim the page cannot
+    judge yet (``claim`` None) says which runs would make it testable."""
+    if head is None:
+        return pending_claim(cid, choice)
+    label = R.READINGS[str(choice.site)].label
+    if claim is None:
+        needs = registry.spec(cid).needs or "its runs under this reading"
+        return claims.untestable(f"{label}: no run yet", f"needs {needs}")
+    return claims.Claim(f"{label}: {claim.ours}", claim.paper, claim.verdict, claim.why)
+
+
+def choice_frame(choice: Choice) -> pd.DataFrame:
+    """The sweep's runs for the page's panels: per run the site's label, λ, validation
+    clean and ℓ∞ PGD accuracy (%), σ of Ω over PAT's, and whether (site, λ) was chosen."""
+    r = choice.rows
+    if r.empty:
+        return pd.DataFrame(columns=["label", "lam", "val_clean", "val_pgd_linf",
+                                     "sigma_ratio", "chosen"])  # fmt: skip
+    return pd.DataFrame({
+        "label": [R.READINGS[s].label for s in r["site"]],
+        "lam": r["lam"],
+        "seed": r["seed"],
+        "val_clean": 100 * r["clean"],
+        "val_pgd_linf": 100 * r["pgd"],
+        "sigma_ratio": np.exp(r["est"]),
+        "chosen": (r["site"] == choice.site) & (r["lam"] == (choice.lam or -1.0)),
+    })  # fmt: skip
+
+
+def choice_table(choice: Choice) -> pd.DataFrame:
+    """Per (site, λ): seeds, validation accuracies and score (%), σ of Ω over PAT's (mean
+    over seeds) and whether it is below on every seed, collapse, admissibility."""
+    t = choice.table
+    if t.empty:
+        return pd.DataFrame({"status": [choice.reason]})
+    return pd.DataFrame({
+        "reading": [R.READINGS[s].label for s in t["site"]],
+        "λ": [f"{v:g}" for v in t["lam"]],
+        "seeds": t["seeds"],
+        "val clean %": (100 * t["clean"]).round(1),
+        "val ℓ∞ PGD %": (100 * t["pgd"]).round(1),
+        "score %": (100 * t["score"]).round(1),
+        "σ of Ω / PAT's": np.exp(t["log_sigma_ratio"]).round(3),
+        "σ lower on every seed": t["sigma_lower"],
+        "collapsed": t["collapsed"],
+        "admissible": t["admissible"],
+        "chosen": (t["site"] == choice.site) & (t["lam"] == (choice.lam or -1.0)),
+    })  # fmt: skip
+
+
+def grid_text(choice: Choice) -> str:
+    """The headline sweep's λ values, the rule's extensions included: ``{0.001, …}``."""
+    lams = sorted(set(M.GRID) | set(choice.rows.get("lam", [])))
+    return "{" + ", ".join(f"{v:g}" for v in lams) + "}"
+
+
+def choice_sentence(choice: Choice) -> str:
+    """One markdown sentence: what the rule chose, or why nothing yet."""
+    if choice.lam is None:
+        return f"The headline reading's site and λ are **not chosen yet**: {choice.reason}."
+    ok = int(choice.table["admissible"].sum())
+    return (f"The rule chose **{R.READINGS[choice.site].label}** at **λ = {choice.lam:g}**: "
+            f"the best validation score over the sweep's seeds among {ok} admissible "
+            f"(site, λ) pairs of {len(choice.table)}.")  # fmt: skip

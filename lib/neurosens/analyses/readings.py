@@ -88,13 +88,21 @@ def reading_frame(profile: str = "cpu") -> pd.DataFrame:
                 "x' made against": "Vanilla (fixed D̄)"
                 if c.sns_pairs == "fixed"
                 else "the model in training",
-                "Ω selected on": "Vanilla"
-                if c.sns_select_from == "vanilla" or c.sns_start == "vanilla"
-                else "PAT",
+                "Ω selected on": _omega_from(c),
                 "neurons read": SITES[c.neuron_site],
             }
         )
     return pd.DataFrame(rows)
+
+
+def _omega_from(c: Config) -> str:
+    """Where a reading's Ω comes from, in words."""
+    if c.sns_select_from in ("trained", "trained_once"):
+        when = "every epoch" if c.sns_select_from == "trained" else "once"
+        return f"the model being trained ({when}, after a warm-up epoch)"
+    if c.sns_select_from == "vanilla" or c.sns_start == "vanilla":
+        return "Vanilla (fixed)" if c.sns_start == "scratch" else "Vanilla"
+    return "PAT"
 
 
 def sweep_frame(ctx: Session, names: Sequence[str] | None = None) -> pd.DataFrame:
