@@ -41,7 +41,7 @@ PATH = Path(__file__).with_name("claims.yaml")
 #: the fields that make a claim's rule and scope: a change to one is a revision of the plan
 RULE_FIELDS = ("page", "compares", "unit", "metrics", "effect", "rule", "readings")
 #: the readings an SNS claim is judged under: R1 (the paper's literal recipe) and the headline
-#: reading (the one ranked best on validation, page 06b)
+#: reading (R8 at the site and λ of the plan's rule, page 06b)
 READINGS = ("R1", "headline")
 _REQUIRED = ("title", "where", "page", "compares", "unit", "metrics", "effect", "rule")
 
