@@ -30,6 +30,23 @@ def test_stage_one_lists_each_run_once_with_pat_as_the_from_scratch_control():
     assert first_pat < min(i for i, t in enumerate(tasks) if t.arm == "sweep")
 
 
+def test_the_runs_pages_07_and_08_compare_with_the_arms_are_in_the_queue_once():
+    from neurosens.study import zoo
+
+    tasks = M.stage_one("cpu")
+    ids = {t.config.run_id: t for t in tasks}
+    for g in ("ablations", "layers", "lambda", "budget", "zoo"):
+        assert {c.run_id for c in zoo.group(g, "cpu")} <= set(ids)
+    # R1 at its λ is the study's SNS run: one run, in the five-seed arm
+    assert ids[zoo.sns_base("cpu", 0).run_id].arm == "r1"
+    assert M.KEPT_LAMBDA["r1"] == zoo.study_lambda("cpu")
+    session = resolve("cpu")
+    sweep = next(t for t in tasks if t.arm == "r1_sweep")
+    assert M.eval_plan(sweep, session) == [(M.SWEEP_ATTACKS, session)]
+    abl = next(t for t in tasks if t.arm == "r1_ablation")
+    assert set(M.eval_plan(abl, session)[0][0]) >= {"autoattack", "cw", "spsa", "nattack"}
+
+
 def test_an_extension_of_the_grid_joins_the_sweep_at_both_sites_and_seeds():
     base = {t.config.run_id for t in M.stage_one("cpu")}
     tasks = M.stage_one("cpu", extend=(0.02,))

@@ -16,7 +16,10 @@ Stage 1 (needs nothing chosen):
   (three values per decade over the decade around the earlier choice, 0.003) × seeds
   :data:`SWEEP_SEEDS`;
 * ALP, seeds 0–2; R1 at its λ (:data:`KEPT_LAMBDA`) and its λ = 0 control, seeds 0–4; R3
-  likewise, seeds 0–2.
+  likewise, seeds 0–2;
+* the other runs pages 07 and 08 compare with these arms (:func:`page_runs`): R1's
+  ablations (SNS_all, SNS_dyn, SNS_rand), Fig. 16's top-k layers, R1's λ sweep, the
+  fine-tuning budget check, CAS and ANP.
 
 Stage 2 (after the headline's site and λ are chosen on the sweep, by
 :func:`neurosens.analyses.headline.choose`): the headline reading on seeds 2–4, and its
@@ -45,6 +48,7 @@ from neurosens.core.config import Config, resolve
 from neurosens.core.paths import display_path
 from neurosens.store.artifacts import ArtifactStore, atomic_write_json
 from neurosens.store.provenance import provenance
+from neurosens.study import zoo
 from neurosens.study.readings import control, reading_config, standard_autoattack
 
 __all__ = [
@@ -57,6 +61,7 @@ __all__ = [
     "Task",
     "check_pin",
     "eval_plan",
+    "page_runs",
     "run_matched",
     "same_making",
     "stage_one",
@@ -72,12 +77,14 @@ SITES = ("r8", "r7_r8")
 #: λ of the headline sweep: 1-2-5 over the decade around the earlier choice (0.003)
 GRID = (0.001, 0.002, 0.005, 0.01)
 SWEEP_SEEDS = (0, 1)
-#: the λ the other readings keep (chosen on their committed seed-0 sweeps)
-KEPT_LAMBDA = {"r1": 0.003, "r3": 0.03}
+#: the λ the other readings keep (chosen on their committed seed-0 sweeps; R1's is the study λ)
+KEPT_LAMBDA = {"r1": zoo.STUDY_LAMBDA["cpu"], "r3": 0.03}
 #: what must agree between two runs of one comparison (the provenance fields)
 MATCH_FIELDS = ("code_digest", "device_kind", "precision", "torch")
 BLACK_BOX = ("cw", "spsa", "nattack")
 BASIC = ("clean", "pgd_linf", "pgd_l2", "fgsm", "autoattack")
+#: the attacks of page 07's sweeps (Fig. 16, the λ sweep, the budget check)
+SWEEP_ATTACKS = ("clean", "pgd_l2", "pgd_linf", "fgsm")
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,22 @@ def stage_one(profile: str = "cpu", extend: tuple[float, ...] = ()) -> list[Task
             five = len(seeds) == len(FIVE)
             tasks.append(Task(reading_config(name, KEPT_LAMBDA[name], s, profile), name, five))
             tasks.append(Task(control(name, s, profile), f"{name}_control", five))
+    return tasks + page_runs(profile, {t.config.run_id for t in tasks})
+
+
+def page_runs(profile: str = "cpu", skip: set[str] | frozenset[str] = frozenset()) -> list[Task]:
+    """The runs of pages 07 and 08 that compare with the arms of :func:`stage_one` (run ids
+    in ``skip`` are already there): R1's ablations (``r1_ablation``), Fig. 16's top-k
+    layers, R1's λ sweep and the budget check (``r1_sweep``, read under page 07's sweep
+    attacks), CAS and ANP (``zoo``)."""
+    groups = (("ablations", "r1_ablation"), ("layers", "r1_sweep"), ("lambda", "r1_sweep"),
+              ("budget", "r1_sweep"), ("zoo", "zoo"))  # fmt: skip
+    seen, tasks = set(skip), []
+    for name, arm in groups:
+        for cfg in zoo.group(name, profile):
+            if cfg.run_id not in seen:
+                seen.add(cfg.run_id)
+                tasks.append(Task(cfg, arm))
     return tasks
 
 
@@ -137,6 +160,8 @@ def eval_plan(task: Task, session: Config) -> list[tuple[tuple[str, ...], Config
     """(attacks, evaluation settings) for a final run (see the module doc)."""
     if not task.evaluated:
         return []
+    if task.arm == "r1_sweep":
+        return [(SWEEP_ATTACKS, session)]
     n_aa = 1000 if task.five_seed else 500
     attacks = BASIC + (BLACK_BOX if task.config.seed in THREE else ())
     plan = [(attacks, session.replace(n_eval_aa=n_aa))]

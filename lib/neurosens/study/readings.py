@@ -65,7 +65,7 @@ import torch
 
 from neurosens.core.config import Config, resolve
 from neurosens.store.artifacts import ArtifactStore
-from neurosens.study.zoo import SEEDS, select_lambda, sns_base
+from neurosens.study.zoo import READING_GRID, SEEDS, select_lambda, sns_base
 
 __all__ = [
     "EVAL_ATTACKS",
@@ -119,7 +119,7 @@ READINGS: dict[str, Reading] = {
 #: predicts one class): the same grid, and so the same resolution, for every reading.
 LAMBDAS: dict[str | None, tuple[float, ...]] = {
     "smoke": (0.0, 0.1),
-    None: (0.0, 0.003, 0.03, 0.3, 3.0),
+    None: READING_GRID,
 }
 #: The order in which :func:`run_readings` trains the sweeps: the readings that fit the
 #: paper's Table III best first, the optional one last.
