@@ -219,7 +219,8 @@ def _commit(path: Path, what: str) -> None:
                  str(path)]):  # fmt: skip
         for attempt in range(5):  # another git process may hold the index for a moment
             out = subprocess.run(cmd, cwd=path.parent, capture_output=True, text=True)
-            if out.returncode == 0 or "nothing" in out.stdout + out.stderr:
+            said = out.stdout + out.stderr
+            if out.returncode == 0 or "nothing" in said or "no changes added" in said:
                 break
             time.sleep(2 + 3 * attempt)
         else:
