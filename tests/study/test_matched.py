@@ -35,11 +35,13 @@ def test_the_runs_pages_07_and_08_compare_with_the_arms_are_in_the_queue_once():
 
     tasks = M.stage_one("cpu")
     ids = {t.config.run_id: t for t in tasks}
+    lam = M.KEPT_LAMBDA["r1"]
+    assert lam == zoo.PLAN_R1_LAMBDA
     for g in ("ablations", "layers", "lambda", "budget", "zoo"):
-        assert {c.run_id for c in zoo.group(g, "cpu")} <= set(ids)
-    # R1 at its λ is the study's SNS run: one run, in the five-seed arm
-    assert ids[zoo.sns_base("cpu", 0).run_id].arm == "r1"
-    assert M.KEPT_LAMBDA["r1"] == zoo.study_lambda("cpu")
+        assert {c.run_id for c in zoo.group(g, "cpu", lam=lam, grid=zoo.PLAN_LAMBDAS)} <= set(ids)
+    # R1 at the plan's λ is the pages' SNS run: one run, in the five-seed arm
+    assert ids[zoo.sns_base("cpu", 0, lam).run_id].arm == "r1"
+    assert {t.config.sns_lambda for t in tasks if t.arm == "r1_ablation"} == {lam, 0.0003}
     session = resolve("cpu")
     sweep = next(t for t in tasks if t.arm == "r1_sweep")
     assert M.eval_plan(sweep, session) == [(M.SWEEP_ATTACKS, session)]

@@ -82,7 +82,7 @@ def test_zoo_runs_carry_structured_keys_read_from_their_configs():
     assert abl[("sns_rand", 2)].draw == 2 and abl[("sns_dyn", 0)].draw is None
     assert abl[("sns_dyn", 2)].seed == 2  # C14: SNS_dyn on every seed
     # SNS_all at the study λ × |Ω| / |all neurons| (60 of 576 on the cpu model)
-    assert abl[("sns_all_scaled", 0)].lam == zoo.sns_all_lambda("cpu") == 0.0003
+    assert abl[("sns_all_scaled", 0)].lam == zoo.sns_all_lambda("cpu") == 0.003
     assert [r.row for r in zoo.runs("budget", "cpu")] == ["sns_short", "sns_long"]
     cas = zoo.runs("zoo", "cpu")[0]
     assert cas.key == ("cas", 0) and cas.k is None and cas.lam is None

@@ -77,8 +77,8 @@ SITES = ("r8", "r7_r8")
 #: λ of the headline sweep: 1-2-5 over the decade around the earlier choice (0.003)
 GRID = (0.001, 0.002, 0.005, 0.01)
 SWEEP_SEEDS = (0, 1)
-#: the λ the other readings keep (chosen on their committed seed-0 sweeps; R1's is the study λ)
-KEPT_LAMBDA = {"r1": zoo.STUDY_LAMBDA["cpu"], "r3": 0.03}
+#: the λ the other readings keep (chosen on their committed seed-0 sweeps)
+KEPT_LAMBDA = {"r1": zoo.PLAN_R1_LAMBDA, "r3": 0.03}
 #: what must agree between two runs of one comparison (the provenance fields)
 MATCH_FIELDS = ("code_digest", "device_kind", "precision", "torch")
 BLACK_BOX = ("cw", "spsa", "nattack")
@@ -129,12 +129,13 @@ def page_runs(profile: str = "cpu", skip: set[str] | frozenset[str] = frozenset(
     """The runs of pages 07 and 08 that compare with the arms of :func:`stage_one` (run ids
     in ``skip`` are already there): R1's ablations (``r1_ablation``), Fig. 16's top-k
     layers, R1's λ sweep and the budget check (``r1_sweep``, read under page 07's sweep
-    attacks), CAS and ANP (``zoo``)."""
+    attacks), CAS and ANP (``zoo``); SNS at R1's λ of the plan and R1's λ sweep of page
+    06b (:data:`~neurosens.study.zoo.PLAN_R1_LAMBDA`, :data:`~neurosens.study.zoo.PLAN_LAMBDAS`)."""
     groups = (("ablations", "r1_ablation"), ("layers", "r1_sweep"), ("lambda", "r1_sweep"),
               ("budget", "r1_sweep"), ("zoo", "zoo"))  # fmt: skip
     seen, tasks = set(skip), []
     for name, arm in groups:
-        for cfg in zoo.group(name, profile):
+        for cfg in zoo.group(name, profile, lam=KEPT_LAMBDA["r1"], grid=zoo.PLAN_LAMBDAS):
             if cfg.run_id not in seen:
                 seen.add(cfg.run_id)
                 tasks.append(Task(cfg, arm))
