@@ -81,3 +81,28 @@ def test_a_mismatched_pair_is_untestable_and_says_why(monkeypatch):
         verdict_effect({"SNS − PAT": p}, {"pgd_linf": 0.011, "autoattack": 0.011}).verdict
         == "holds"
     )
+
+
+def test_sigma_comparisons_of_mismatched_runs_are_untestable(monkeypatch):
+    from neurosens.analyses.claims import verdict_lower
+    from neurosens.analyses.layer_profiles import c6_verdict
+    from neurosens.analyses.profiles import RunProfiles, sensitivity_frame
+
+    records = {"v0": rec(), "v1": rec(), "p0": rec(), "p1": rec(git_dirty=True)}
+    monkeypatch.setattr(A, "records_of", lambda ids, store=None: {i: records[i] for i in ids})
+    rng = np.random.default_rng(0)
+    layers = ["conv1", "conv2"]
+    prof = {(m, s): {lay: list(rng.gamma(2.0, scale, 16)) for lay in layers}
+            for m, scale in (("Vanilla", 1.0), ("PAT", 0.3)) for s in (0, 1)}  # fmt: skip
+    runs = {(m, s): f"{m[0].lower()}{s}" for (m, s) in prof}
+    _, c6 = c6_verdict(RunProfiles(prof, runs), layers)
+    assert c6.verdict == "untestable" and "unknown (dirty tree)" in c6.ours
+    claim, pairs = verdict_lower(sensitivity_frame(prof, runs=runs), "PAT", "Vanilla", layers)
+    assert claim.verdict == "untestable" and len(pairs) == 4  # the numbers are still shown
+    records["p1"] = rec()
+    assert c6_verdict(RunProfiles(prof, runs), layers)[1].verdict == "holds"
+    assert (
+        verdict_lower(sensitivity_frame(prof, runs=runs), "PAT", "Vanilla", layers)[0].verdict
+        == "holds"
+    )
+    assert c6_verdict(prof, layers)[1].verdict == "holds"  # profiles without runs: not checked

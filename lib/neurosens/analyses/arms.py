@@ -24,7 +24,7 @@ from neurosens.store.artifacts import ArtifactError, ArtifactStore
 from neurosens.store.provenance import code_digest_at
 from neurosens.study.matched import MATCH_FIELDS, making
 
-__all__ = ["making_of", "matched_note", "noted", "records_of", "unmatched"]
+__all__ = ["making_of", "matched_note", "noted", "records_of", "unmatched", "unmatched_runs"]
 
 WORDS = {
     "code_digest": "training code",
@@ -107,9 +107,13 @@ def matched_note(*arms: pd.DataFrame, store: ArtifactStore | None = None) -> lis
     """:func:`unmatched` of the runs behind the rows of tidy frames (their ``run_id``
     column; frames without one, e.g. synthetic ones, are taken as matched)."""
     ids = [r for a in arms if "run_id" in a.columns for r in a["run_id"]]
-    if not ids:
-        return []
-    return unmatched(records_of(ids, store))
+    return unmatched_runs(ids, store)
+
+
+def unmatched_runs(run_ids: Iterable[Any], store: ArtifactStore | None = None) -> list[str]:
+    """:func:`unmatched` of the stored runs among ``run_ids`` (empty for none)."""
+    ids = [r for r in run_ids if isinstance(r, str)]
+    return unmatched(records_of(ids, store)) if ids else []
 
 
 def noted(out: pd.DataFrame, *arms: pd.DataFrame) -> pd.DataFrame:

@@ -27,6 +27,7 @@ import pandas as pd
 from scipy import stats as st
 
 from neurosens.analyses import rules, stats
+from neurosens.analyses.arms import matched_note
 from neurosens.analyses.profiles import layer_means
 from neurosens.analyses.stats import ALPHA, n_to_decide, outcome_counts, pooled
 from neurosens.study.paper import display_name
@@ -36,6 +37,7 @@ __all__ = [
     "VERDICTS",
     "Claim",
     "decide",
+    "mismatched",
     "site_verdicts",
     "untestable",
     "verdict_lower",
@@ -79,6 +81,21 @@ def decide(support: int, against: int, total: int) -> str:
     ways (more than half of the units decided, all decided one way → that verdict, a mix →
     partly, else inconclusive)."""
     return rules.combine(support, against, total)
+
+
+def mismatched(notes: Mapping[str, Sequence[str]], paper: str = "") -> Claim | None:
+    """An untestable claim when the arms of a comparison were not made the same way
+    (``notes``: comparison → what differs, :func:`neurosens.analyses.arms.unmatched`:
+    code, device kind, precision, torch version, clean tree, current start model); ``None``
+    when every comparison's arms match."""
+    notes = {n: v for n, v in notes.items() if v}
+    if not notes:
+        return None
+    what = "; ".join(f"{n}: {', '.join(v)}" for n, v in notes.items())
+    return Claim(f"arms not made the same way ({what})", paper, "untestable",
+                 "a comparison between training procedures is decided only on runs made by the "
+                 "same training code, device kind, precision and torch version, from clean "
+                 "trees (neurosens.analyses.arms)")  # fmt: skip
 
 
 def untestable(ours: str, why: str, paper: str = "") -> Claim:
@@ -144,7 +161,8 @@ def verdict_lower(
         "mean log σ ratio over the layers; below 1 → holds, above 1 → does not hold (the same "
         "bar mirrored), else inconclusive; the paper gives no size for this claim"
     )
-    return Claim(ours, paper, v, why), d.reset_index()
+    bad = mismatched({f"{a} − {b}": matched_note(frame[frame["method"].isin([a, b])])}, paper)
+    return bad or Claim(ours, paper, v, why), d.reset_index()
 
 
 def verdict_no_masking(

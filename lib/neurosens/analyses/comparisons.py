@@ -20,7 +20,7 @@ import pandas as pd
 from scipy import stats as st
 
 from neurosens.analyses import rules
-from neurosens.analyses.claims import RULE_TEXT, Claim
+from neurosens.analyses.claims import RULE_TEXT, Claim, mismatched
 from neurosens.analyses.seeds import run_unpaired, seed_level, seeds_to_decide
 from neurosens.analyses.stats import ALPHA
 from neurosens.analyses.tables import PAPER_TABLE, best_by, label
@@ -191,17 +191,9 @@ def _combined(v: pd.Series) -> str:
 
 
 def unmatched_claim(comparisons: Mapping[str, pd.DataFrame], paper: str = "") -> Claim | None:
-    """An untestable claim when the arms of a comparison were not made the same way
-    (:mod:`neurosens.analyses.arms`: code, device kind, precision, torch version, clean
-    tree, current start model), saying what differs; ``None`` when they match."""
-    notes = {n: f.attrs["unmatched"] for n, f in comparisons.items() if f.attrs.get("unmatched")}
-    if not notes:
-        return None
-    why = "; ".join(f"{n}: {', '.join(v)}" for n, v in notes.items())
-    return Claim(f"arms not made the same way ({why})", paper, "untestable",
-                 "a comparison between training procedures is decided only on runs made by the "
-                 "same training code, device kind, precision and torch version, from clean "
-                 "trees (neurosens.analyses.arms)")  # fmt: skip
+    """:func:`~neurosens.analyses.claims.mismatched` of the comparisons' frames (their
+    ``attrs["unmatched"]``, set by :func:`neurosens.analyses.arms.noted`)."""
+    return mismatched({n: f.attrs.get("unmatched", []) for n, f in comparisons.items()}, paper)
 
 
 def verdict_effect(

@@ -8,7 +8,7 @@ page 07 (:mod:`neurosens.analyses.comparisons`).
   with R8's runs as page 07 compares SNS_all with SNS (runs as the unit, unpaired).
 * R8 with Ω selected once after the warm-up (``<site>·once``), seeds 0–2: the static arm
   of C14, since the headline reading re-selects every epoch (it is SNS_dyn itself); C14
-  ("SNS_dyn is as good as SNS") is then R8 against it by C14's equivalence rule.
+  is then judged on R8 against it by its equivalence rule.
 """
 
 from __future__ import annotations

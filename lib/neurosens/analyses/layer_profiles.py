@@ -13,8 +13,8 @@ import torch
 from scipy import stats as st
 from torch import nn
 
-from neurosens.analyses import comparisons, seeds
-from neurosens.analyses.claims import RULE_TEXT, Claim, decide
+from neurosens.analyses import arms, comparisons, seeds
+from neurosens.analyses.claims import RULE_TEXT, Claim, decide, mismatched
 from neurosens.analyses.common import eval_images
 from neurosens.analyses.tables import label as attack_label
 from neurosens.attacks.base import eval_mode
@@ -86,7 +86,9 @@ def c6_verdict(
     Test per layer and seed: one-sided Mann–Whitney U of b's neuron σ < a's; a layer counts
     as lower when b's mean σ is below a's *and* p < ``alpha`` in every seed, and as higher
     (evidence against) when the same holds in the opposite direction
-    (:func:`~neurosens.analyses.claims.decide` of the two counts).
+    (:func:`~neurosens.analyses.claims.decide` of the two counts). Profiles that know their
+    runs (:class:`~neurosens.analyses.profiles.RunProfiles`) are checked to be made the
+    same way; if not, the claim is untestable.
     """
     seeds = sorted({s for (m, s) in sens if m == a} & {s for (m, s) in sens if m == b})
     rows = []
@@ -123,7 +125,9 @@ def c6_verdict(
             f"for, higher against); {RULE_TEXT}"
         ),
     )
-    return df, claim
+    runs = getattr(sens, "runs", {})
+    notes = arms.unmatched_runs(runs[k] for k in runs if k[0] in (a, b))
+    return df, mismatched({f"{b} − {a}": notes}, claim.paper) or claim
 
 
 def c19_verdict(

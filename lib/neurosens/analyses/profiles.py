@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from neurosens.study.session import Session
 
 __all__ = [
+    "RunProfiles",
     "collect_sensitivity",
     "layer_means",
     "mean_sigma",
@@ -108,6 +109,16 @@ def sensitivity_profile(
     return {layer: value[probe] for layer, probe in at.items()}  # the cache sorts its keys
 
 
+class RunProfiles(dict):
+    """``{(label, seed): {layer: σ}}`` that also knows the run behind each key (``runs``:
+    key → run id), so that a comparison of its profiles can check its arms
+    (:mod:`neurosens.analyses.arms`)."""
+
+    def __init__(self, items: Mapping[Key, Any], runs: Mapping[Key, str]) -> None:
+        super().__init__(items)
+        self.runs = dict(runs)
+
+
 def collect_sensitivity(
     ctx: Session,
     labels: Mapping[str, str],
@@ -117,27 +128,44 @@ def collect_sensitivity(
     n: int,
     attack: str = "pgd_linf",
     site: str = "conv",
-) -> dict[Key, dict[str, list[float]]]:
+) -> RunProfiles:
     """:func:`sensitivity_profile` for every method (``labels``: method → display name) and
-    seed, neurons read at ``site``: ``{(label, seed): {layer: σ}}``."""
-    return {
-        (label, s): sensitivity_profile(
-            ctx, ctx.config_for(m, s), layers, n=n, attack=attack, site=site
-        )
-        for m, label in labels.items()
-        for s in seeds
-    }
+    seed, neurons read at ``site``: ``{(label, seed): {layer: σ}}`` with its runs."""
+    cfgs = {(label, s): ctx.config_for(m, s) for m, label in labels.items() for s in seeds}
+    return RunProfiles(
+        {
+            k: sensitivity_profile(ctx, c, layers, n=n, attack=attack, site=site)
+            for k, c in cfgs.items()
+        },
+        {k: c.run_id for k, c in cfgs.items()},
+    )
 
 
-def sensitivity_frame(profiles: Mapping[Key, Mapping[str, Sequence[float]]]) -> pd.DataFrame:
-    """Tidy per-neuron frame: method, rep, layer, neuron, sigma."""
+def sensitivity_frame(
+    profiles: Mapping[Key, Mapping[str, Sequence[float]]],
+    runs: Mapping[Key, Any] | None = None,
+) -> pd.DataFrame:
+    """Tidy per-neuron frame: method, rep, layer, neuron, sigma, and run_id where the runs
+    are known (``runs``: key → run id or config; default the profiles' own, see
+    :class:`RunProfiles`), which the comparisons of two methods check."""
+    runs = runs if runs is not None else getattr(profiles, "runs", {})
+    ids = {k: getattr(v, "run_id", v) for k, v in runs.items()}
     rows = [
-        {"method": m, "rep": r, "layer": layer, "neuron": i, "sigma": float(s)}
+        {
+            "method": m,
+            "rep": r,
+            "layer": layer,
+            "neuron": i,
+            "sigma": float(s),
+            "run_id": ids.get((m, r)),
+        }
         for (m, r), prof in profiles.items()
         for layer, vals in prof.items()
         for i, s in enumerate(vals)
     ]
-    return pd.DataFrame(rows, columns=["method", "rep", "layer", "neuron", "sigma"])
+    cols = ["method", "rep", "layer", "neuron", "sigma", "run_id"]
+    out = pd.DataFrame(rows, columns=cols)
+    return out if ids else out.drop(columns="run_id")
 
 
 def _natural(name: str) -> tuple:

@@ -60,7 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--site", choices=("r8", "r7_r8"), help="stage 2: the headline's site")
     m.add_argument("--lam", type=float, help="stage 2: the headline's λ")
     m.add_argument("--extend", type=float, nargs="*", default=[],
-                   help="stage 1: λ values the plan's rule added to the headline sweep")  # fmt: skip
+                   help="stage 1: λ values the plan's rule added to the sweep")  # fmt: skip
     m.add_argument("--limit", type=positive_int, help="stop after this many trainings")
     m.add_argument("--commit", action="store_true", help="commit each finished run's folder")
 
