@@ -96,7 +96,8 @@ def _matched(args: argparse.Namespace) -> int:
         raise SystemExit("--stage 2 needs --site and --lam (the plan's choice on the sweep)")
     tasks = (
         stage_one(args.profile, tuple(args.extend))
-        if args.stage == 1 else stage_two(args.site, args.lam, args.profile)
+        if args.stage == 1
+        else stage_two(args.site, args.lam, args.profile)
     )
     check_pin(commit=args.commit)
     run_matched(tasks, args.profile, commit=args.commit, limit=args.limit)
