@@ -206,7 +206,7 @@ def accuracy_table(
     images (flags stored per run, so a re-execution reads them back). The gradient-masking
     self-checks are left to notebook 06's evaluations of the same runs (``checks=False``:
     they would re-run a 20-step PGD on every execution). Returns tidy rows: method, seed, setting,
-    accuracy (%), n.
+    accuracy (%), n, flags and run_id (the comparisons check their arms' making).
     """
 
     rows = []
@@ -236,7 +236,7 @@ def accuracy_table(
                 rows.append(
                     dict(method=method, seed=s, setting=setting,
                          accuracy=100 * r["accuracy"], n=int(r["n"]),
-                         flags=res.flags[r["key"]])
+                         flags=res.flags[r["key"]], run_id=cfg.run_id)
                 )  # fmt: skip
     return pd.DataFrame(rows)
 
