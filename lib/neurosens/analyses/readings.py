@@ -119,7 +119,7 @@ def sweep_frame(ctx: Session, names: Sequence[str] | None = None) -> pd.DataFram
             train(c, progress=False)  # a no-op for a stored run
             ctx.used.append(c.run_id)
         lam = R.chosen(store, n, profile)
-        for c in R.sweep(n, SEEDS[0], profile):
+        for lam_c, c in zip(R.lambdas(profile), R.sweep(n, SEEDS[0], profile), strict=True):
             clean, pgd = R.validation(store, c)
             rec = store.record(c.run_id)
             m = store.read_json(c.run_id, "metrics.json")
@@ -127,12 +127,12 @@ def sweep_frame(ctx: Session, names: Sequence[str] | None = None) -> pd.DataFram
                 {
                     "reading": n,
                     "label": r.label,
-                    "lambda": c.sns_lambda,
+                    "lambda": lam_c,
                     "val_clean": 100 * clean,
                     "val_pgd_linf": 100 * pgd,
                     "score": 100 * (clean + pgd) / 2,
                     "collapsed": clean <= chance + COLLAPSE_TOL,
-                    "chosen": c.sns_lambda == lam,
+                    "chosen": lam_c == lam,
                     "device": "GPU" if str(rec.get("device", "cpu")).startswith("cuda") else "CPU",
                     "seconds": float(m.get("train_seconds_total", float("nan"))),
                     "run_id": c.run_id,

@@ -41,27 +41,39 @@ def audit_runs(ctx: Session, sweeps: pd.DataFrame) -> dict[tuple[str, int], Conf
     """The runs of the rescaling audit: for every reading with the pre-BN loss, its control
     and each λ > 0 whose model did not collapse, keyed (reading, index in the sweep)."""
     out = {}
+    profile = ctx.config.profile
     for n in dict.fromkeys(sweeps["reading"]):
-        cfgs = R.sweep(n, SEEDS[0], ctx.config.profile)
-        if cfgs[0].neuron_site != "conv":
+        if R.reading_config(n, 0.0, SEEDS[0], profile).neuron_site != "conv":
             continue
         g = sweeps[sweeps["reading"] == n].set_index("lambda")
-        for i, c in enumerate(cfgs):
-            if c.sns_lambda == 0 or not g.loc[c.sns_lambda, "collapsed"]:
+        for i, (lam, c) in enumerate(zip(R.lambdas(profile), R.sweep(n, SEEDS[0], profile),
+                                         strict=True)):  # fmt: skip
+            if lam == 0 or not g.loc[lam, "collapsed"]:
                 out[(n, i)] = c
     return out
 
 
+def _omega(store: ArtifactStore, cfg: Config, reading: str, configs: Mapping[Key, Config]) -> dict:
+    """The run's Ω (``sensitive_neurons.json``); a control that selected none (PAT, the
+    control of a from-scratch reading) is read over the Ω of its reading's first λ > 0 run."""
+    if (store.run_dir(cfg.run_id) / "sensitive_neurons.json").is_file():
+        return store.read_json(cfg.run_id, "sensitive_neurons.json")["neurons"]
+    other = next(c for (n, _), c in configs.items() if n == reading and c.run_id != cfg.run_id)
+    return store.read_json(other.run_id, "sensitive_neurons.json")["neurons"]
+
+
 def rescaling_audit(ctx: Session, configs: Mapping[Key, Config], n: int) -> pd.DataFrame:
-    """Per run and SNS layer, over the run's Ω (its ``sensitive_neurons.json``): the mean
-    conv-weight norm, the BatchNorm gain, and σ (Eq. 1, ℓ∞ PGD pairs on the first ``n``
-    test images) at the pre-BN and post-BN sites. ``configs`` maps (reading, λ-index) keys
-    to runs; columns reading, lambda, layer, weight_norm, bn_gain, sigma_pre, sigma_post."""
+    """Per run and SNS layer, over the run's Ω (its ``sensitive_neurons.json``; for a
+    control that is PAT, its reading's Ω): the mean conv-weight norm, the BatchNorm gain,
+    and σ (Eq. 1, ℓ∞ PGD pairs on the first ``n`` test images) at the pre-BN and post-BN
+    sites. ``configs`` maps (reading, λ-index) keys to runs (:func:`audit_runs`); columns
+    reading, lambda, layer, weight_norm, bn_gain, sigma_pre, sigma_post."""
     store = ArtifactStore()
+    grid = R.lambdas(ctx.config.profile)
     rows = []
-    for (reading, _), cfg in configs.items():
+    for (reading, j), cfg in configs.items():
         model = ctx.model(cfg)
-        neurons = store.read_json(cfg.run_id, "sensitive_neurons.json")["neurons"]
+        neurons = _omega(store, cfg, reading, configs)
         pre = sensitivity_profile(ctx, cfg, list(neurons), n=n, site="conv")
         post = sensitivity_profile(ctx, cfg, list(neurons), n=n, site="bn")
         for layer, idx in neurons.items():
@@ -69,7 +81,7 @@ def rescaling_audit(ctx: Session, configs: Mapping[Key, Config], n: int) -> pd.D
             rows.append(
                 {
                     "reading": reading,
-                    "lambda": cfg.sns_lambda,
+                    "lambda": grid[j],
                     "layer": layer,
                     "weight_norm": w,
                     "bn_gain": g,

@@ -148,18 +148,29 @@ def on_trained(name: str) -> bool:
     return READINGS[name].fields.get("sns_select_from") in ("trained", "trained_once")
 
 
+def from_scratch(name: str) -> bool:
+    """Whether reading ``name`` trains every layer from scratch with PAT's loss and schedule:
+    at λ = 0 its training is PAT's, wherever its Ω comes from."""
+    f = READINGS[name].fields
+    return f.get("sns_start") == "scratch" and f.get("sns_frozen") == "none"
+
+
 def control(name: str, seed: int = 0, profile: str = "cpu") -> Config:
-    """The reading's own control: the same run with λ = 0. For a reading that selects Ω on
-    the model it trains from scratch, λ = 0 leaves PAT's training untouched (the warm-up
-    epoch is PAT's epoch): the control is the PAT run itself, one config and one run."""
-    if on_trained(name):
+    """The reading's own control: the same run with λ = 0. For a reading that trains from
+    scratch (R4, R8 and their post-BN twins), λ = 0 leaves PAT's training untouched (no
+    SNS term; R8's warm-up epoch is PAT's epoch): the control is the PAT run itself, one
+    config and one run."""
+    if from_scratch(name):
         return resolve(profile, method="pat", seed=seed)
     return reading_config(name, 0.0, seed, profile)
 
 
 def sweep(name: str, seed: int = 0, profile: str = "cpu") -> list[Config]:
-    """The reading's λ sweep, the control first."""
-    return [reading_config(name, lam, seed, profile) for lam in lambdas(profile)]
+    """The reading's λ sweep (the λ of :func:`lambdas`, in order): the control first."""
+    return [
+        control(name, seed, profile) if lam == 0 else reading_config(name, lam, seed, profile)
+        for lam in lambdas(profile)
+    ]
 
 
 def validation(store: ArtifactStore, config: Config) -> tuple[float, float]:
@@ -171,7 +182,8 @@ def validation(store: ArtifactStore, config: Config) -> tuple[float, float]:
 def chosen(store: ArtifactStore, name: str, profile: str = "cpu") -> float | None:
     """λ of reading ``name``, chosen on the validation images of its seed-0 sweep
     (``None`` when the model collapsed at every λ > 0)."""
-    val = {c.sns_lambda: validation(store, c) for c in sweep(name, SEEDS[0], profile)}
+    runs = zip(lambdas(profile), sweep(name, SEEDS[0], profile), strict=True)
+    val = {lam: validation(store, c) for lam, c in runs}
     try:
         return select_lambda(val, chance=1.0 / resolve(profile).num_classes)
     except ValueError:
