@@ -20,6 +20,7 @@ from typing import Any
 
 from neurosens.analyses import registry
 from neurosens.analyses.claims import VERDICTS, Claim
+from neurosens.book.changes import changes_markdown, changes_sentence, update_history
 from neurosens.core.files import replace_block
 from neurosens.core.paths import project_root
 
@@ -186,6 +187,9 @@ def write_scorecard_page(path: Path | None = None) -> Path:
         f"Algorithm 1; the one counted is the headline reading's. {registry.plan()['headline']} "
         "The [plan](plan.md) lists every change to a rule since it was fixed.\n",
     ]
+    changed = changes_markdown(update_history(found, path.parent))
+    if changed:
+        parts.append(changed)
     for (doc, title), ids in _claims_by_section(found, path.parent).items():
         parts.append(f"## [{title}]({doc})\n")
         rows = ["| claim | ours | paper | verdict | under R1 |", "|---|---|---|---|---|"]
@@ -307,4 +311,5 @@ def write_intro_summary(path: Path | None = None) -> Path:
     text = path.read_text(encoding="utf-8")
     if TABLE_START in text:
         replace_block(path, TABLE_START, TABLE_END, claims_table(found, path.parent))
-    return replace_block(path, START, END, summary_text(found))
+    changed = changes_sentence(update_history(found, path.parent))
+    return replace_block(path, START, END, summary_text(found) + changed)
