@@ -43,3 +43,15 @@ def test_until_the_runs_are_stored_the_claims_are_pending():
     out = HA.claims_under_headline(None, pending, None, ["pgd_linf"], 0.05)
     assert set(out) == {"C11", "C14", "C20"}
     assert all(c.verdict == "untestable" and "5 of 16" in c.ours for c in out.values())
+
+
+def test_omega_churn_reads_the_recorded_selections(monkeypatch):
+    hist = [{"epoch": e, "neurons": {"conv8": sel}} for e, sel in
+            enumerate(([0, 1, 2, 3], [0, 1, 4, 5], [0, 6, 7, 8]))]  # fmt: skip
+    rec = {"history": hist, "fraction": 0.1}
+    monkeypatch.setattr(HA.ArtifactStore, "read_json", lambda self, rid, name: rec)
+    rows = pd.DataFrame([{"site": "r8", "lam": 0.002, "seed": 1, "run_id": "x"}])
+    t = HA.omega_churn(H.Choice(None, None, rows=rows))
+    assert t.loc[0, "selections"] == 3 and t.loc[0, "chance %"] == 10.0
+    assert t.loc[0, "kept from the epoch before %"] == 37.5  # (2/4 + 1/4) / 2
+    assert t.loc[0, "last keeps of the first %"] == 25.0

@@ -13,10 +13,13 @@ page 07 (:mod:`neurosens.analyses.comparisons`).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
+import torch
 
 from neurosens.analyses import stats, tables
 from neurosens.analyses.comparisons import (
@@ -27,8 +30,10 @@ from neurosens.analyses.comparisons import (
 )
 from neurosens.analyses.headline import Choice, as_headline
 from neurosens.analyses.seeds import run_unpaired, seed_paired
+from neurosens.defences.sns import overlap
 from neurosens.store.artifacts import ArtifactStore
 from neurosens.study import matched as M
+from neurosens.study import readings as R
 
 if TYPE_CHECKING:
     from neurosens.analyses.claims import Claim
@@ -36,7 +41,13 @@ if TYPE_CHECKING:
     from neurosens.core.config import Config
     from neurosens.study.session import Session
 
-__all__ = ["ABLATIONS", "ablation_claims", "ablation_runs", "claims_under_headline"]
+__all__ = [
+    "ABLATIONS",
+    "ablation_claims",
+    "ablation_runs",
+    "claims_under_headline",
+    "omega_churn",
+]
 
 #: the method labels of the headline ablations in the tidy frames, by queue arm
 ABLATIONS = {"sns_rand": "{}·rand", "sns_all": "{}·all", "headline_once": "{}·once"}
@@ -112,3 +123,31 @@ def claims_under_headline(
     df = tables.tidy(tables.evaluate_configs(ctx, every, attacks, None))
     judged = ablation_claims(df, str(choice.site), alpha)
     return {cid: as_headline(cid, judged[cid], choice, head) for cid in CLAIMS}
+
+
+def omega_churn(choice: Choice) -> pd.DataFrame:
+    """What SNS_dyn re-selects: per stored sweep run of the headline reading, the share of Ω
+    that one selection keeps from the one before (mean over the epochs), and that the last
+    keeps from the first, beside chance (two random selections share the selected
+    fraction), from the run's recorded selections (``sensitive_neurons.json``, ``history``;
+    :func:`neurosens.defences.sns.overlap`)."""
+    store = ArtifactStore()
+    rows = []
+    for r in choice.rows.itertuples():
+        rec = store.read_json(r.run_id, "sensitive_neurons.json")
+        hist = [
+            {k: torch.tensor(v) for k, v in h["neurons"].items()} for h in rec.get("history", [])
+        ]
+        if len(hist) < 2:
+            continue
+        steps = [overlap(a, b)["all"] for a, b in itertools.pairwise(hist)]
+        rows.append({
+            "reading": R.READINGS[r.site].label,
+            "λ": f"{r.lam:g}",
+            "seed": r.seed,
+            "selections": len(hist),
+            "kept from the epoch before %": round(100 * float(np.mean(steps)), 1),
+            "last keeps of the first %": round(100 * overlap(hist[0], hist[-1])["all"], 1),
+            "chance %": round(100 * float(rec["fraction"]), 1),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
