@@ -96,3 +96,12 @@ def test_a_transposed_table_is_headed_by_its_row_labels():
     )  # fmt: skip
     html = display.table_html(rows)
     assert "<th>R0 reading</th>" in html and "<th>0</th>" not in html
+
+
+def test_lambda_panels_with_an_odd_number_of_panels_leaves_no_empty_axes():
+    df = pd.DataFrame({"lam": [0.001, 0.002, 0.001, 0.002], "label": ["a", "a", "b", "b"],
+                       "x": [1, 2, 3, 4], "y": [1, 2, 3, 4], "z": [1, 2, 3, 4],
+                       "chosen": [True, False, False, False]})  # fmt: skip
+    fig = plots.lambda_panels(df, x="lam", ys={"x": "x", "y": "y", "z": "z"}, hue="label",
+                              xlabel="λ", mark="chosen")  # fmt: skip
+    assert len(fig.axes) == 3

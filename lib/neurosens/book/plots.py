@@ -415,7 +415,7 @@ def lambda_panels(
     axes = np.atleast_1d(axes).ravel()
     pos = sorted({float(v) for v in df[x] if v > 0})
     ticks = ([0.0] if (df[x] == 0).any() else []) + pos
-    for ax, (col, ylabel) in zip(axes, ys.items(), strict=True):
+    for ax, (col, ylabel) in zip(axes[: len(ys)], ys.items(), strict=True):
         last = ax is axes[len(ys) - 1]
         sns.lineplot(data=df, x=x, y=col, hue=hue, marker="o", ax=ax, legend=last, errorbar=None,
                      palette=palette(list(dict.fromkeys(df[hue]))))  # fmt: skip
