@@ -409,10 +409,9 @@ def lambda_panels(
     """λ sweeps (Eq. 13): one panel per column of ``ys`` (column → y label), one line per
     ``hue``, x on a symmetric-log axis so that λ = 0 (the control) sits beside the
     log-spaced values; rows where ``mark`` is true get a star; ``refline`` a ratio of 1."""
-    ncols = 3 if len(ys) == 3 else min(len(ys), 2)  # three panels in one row, else two per row
+    ncols = min(len(ys), 2)  # two per row: a row of three is too narrow on the page to read
     nrows = -(-len(ys) // ncols)
-    width = 5.6 if ncols < 3 else 4.4
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, 3.6 * nrows), sharex=True)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.6 * ncols, 3.6 * nrows), sharex=True)
     axes = np.atleast_1d(axes).ravel()
     pos = sorted({float(v) for v in df[x] if v > 0})
     ticks = ([0.0] if (df[x] == 0).any() else []) + pos
