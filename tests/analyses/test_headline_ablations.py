@@ -40,7 +40,7 @@ def test_a_static_twin_far_from_the_headline_is_not_as_good():
 def test_until_the_runs_are_stored_the_claims_are_pending():
     pending = H.Choice(None, None, (), pd.DataFrame(), "the sweep is being trained: 5 of 16")
     assert HA.ablation_runs(pending) is None
-    out = HA.claims_under_headline(None, pending, None, ["pgd_linf"], 0.05)
+    out = HA.claims_under_headline(None, pending, None, pd.DataFrame(), ["pgd_linf"], 0.05)
     assert set(out) == {"C11", "C14", "C20"}
     assert all(c.verdict == "untestable" and "5 of 16" in c.ours for c in out.values())
 

@@ -5,15 +5,22 @@ from __future__ import annotations
 import json
 
 from neurosens.analyses import registry
-from neurosens.book import changes
+from neurosens.book import changes, scorecard
 
 
 def _found(**verdicts):
-    out = {}
-    for cid, v in verdicts.items():
-        key = registry.glue_key(cid, "headline") if registry.spec(cid).readings else cid
-        out[key] = {"ours": f"{cid} evidence", "paper": "", "verdict": v, "why": ""}
-    return out
+    return {cid: {"ours": f"{cid} evidence", "paper": "", "verdict": v, "why": ""}
+            for cid, v in verdicts.items()}  # fmt: skip
+
+
+def test_the_scorecard_passes_the_counted_record_of_every_claim():
+    glued = {registry.glue_key("C10", "headline"): {"verdict": "holds"},
+             registry.glue_key("C10", "R1"): {"verdict": "does not hold"},
+             "C6": {"verdict": "partly"}}  # fmt: skip
+    recs = scorecard.counted_records(glued)
+    assert set(recs) == set(registry.registry())
+    assert recs["C10"]["verdict"] == "holds" and recs["C6"]["verdict"] == "partly"
+    assert recs["C1"] is None
 
 
 def test_a_build_that_changes_nothing_leaves_the_history_alone(tmp_path):
@@ -37,4 +44,5 @@ def test_a_changed_verdict_is_recorded_with_what_it_was_and_listed(tmp_path):
     # a later build with the same verdicts keeps the record of that change
     assert changes.update_history(_found(C6="holds", C10="untestable"), tmp_path, "2026-12-09") == h
     # a claim that a page did not glue this time keeps its entry
-    assert "C6" in changes.update_history(_found(C10="untestable"), tmp_path, "2026-12-09")
+    gone = {"C6": None, **_found(C10="untestable")}
+    assert "C6" in changes.update_history(gone, tmp_path, "2026-12-09")

@@ -67,7 +67,6 @@ __all__ = [
     "headline_runs",
     "log_ratio",
     "next_step",
-    "omega_table",
     "pending_claim",
     "sigma_omega",
     "summary",
@@ -75,10 +74,12 @@ __all__ = [
 ]
 
 
-def _per_image(a: torch.Tensor, b: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """(B,) mean over neurons ``idx`` of ‖a_m − b_m‖₁ / dim for one layer's outputs."""
-    d = (a.index_select(1, idx) - b.index_select(1, idx)).abs()
-    return d.flatten(2).mean(2).sum(1) if d.dim() > 2 else d.sum(1)
+def _per_image(out: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """(B,) sum over neurons ``idx`` of ‖F_m(x) − F_m(x')‖₁ / dim F_m (Eq. 1 per image) of
+    one layer's output on ``cat([x, x'])`` (2B, C, …)."""
+    f = out.index_select(1, idx).reshape(out.shape[0], len(idx), -1)
+    x, x_adv = f.chunk(2)
+    return (x - x_adv).abs().mean(2).sum(1)
 
 
 def sigma_omega(model: torch.nn.Module, config: Config, images: Any, batch: int = 250) -> dict:
@@ -98,9 +99,8 @@ def sigma_omega(model: torch.nn.Module, config: Config, images: Any, batch: int 
         for i in range(0, len(x_all), batch):
             x, y = x_all[i : i + batch].to(dev), y_all[i : i + batch].to(dev)
             x_adv = pgd(model, x, y, eps=config.eps_linf, steps=config.pgd_steps, norm="linf")
-            _, a = capture(model, x, at.values())
-            _, b = capture(model, x_adv, at.values())
-            s = sum(_per_image(a[p], b[p], omega[n].to(dev)) for n, p in at.items())
+            _, f = capture(model, torch.cat([x, x_adv]), at.values())  # one pass for x and x'
+            s = sum(_per_image(f[p], omega[n].to(dev)) for n, p in at.items())
             out.append((s / size).cpu())
     return {
         "omega": {k: [int(i) for i in v] for k, v in omega.items()},
@@ -199,13 +199,6 @@ def choose(rows: pd.DataFrame, chance: float, seeds: Sequence[int]) -> Choice:
     return Choice(str(top["site"]), lam, (), t, "chosen")
 
 
-def omega_table(rows: Mapping[tuple[str, float, int], Mapping[str, float]]) -> pd.DataFrame:
-    """``{(site, λ, seed): {clean, pgd, lo, hi, ...}}`` as :func:`choose`'s frame."""
-    return pd.DataFrame(
-        [{"site": s, "lam": lam, "seed": sd, **v} for (s, lam, sd), v in rows.items()]
-    )
-
-
 def sweep_rows(
     ctx: Session, grid: Sequence[float], seeds: Sequence[int] = M.SWEEP_SEEDS
 ) -> pd.DataFrame:
@@ -215,6 +208,7 @@ def sweep_rows(
     validation images: est, lo, hi), with both run ids."""
     store = ArtifactStore()
     profile = ctx.config.profile
+    images = validation_set(R.control(M.SITES[0], seeds[0], profile))  # the same for every run
     rows = []
     for s in seeds:
         pat = R.control(M.SITES[0], s, profile)  # λ = 0 of a from-scratch reading is PAT
@@ -226,7 +220,6 @@ def sweep_rows(
                 cfg = R.reading_config(site, lam, s, profile)
                 if not store.exists(cfg.run_id):
                     continue
-                images = validation_set(cfg)
                 if ref is None:
                     ref = cached_sigma_omega(pat.run_id, lambda p=pat: ctx.model(p), cfg, images)
                 sig = cached_sigma_omega(cfg.run_id, lambda c=cfg: ctx.model(c), cfg, images)
@@ -285,7 +278,7 @@ def headline_runs(
 def pending_claim(cid: str, choice: Choice, seeds: Sequence[int] = M.FIVE) -> Claim:
     """Claim ``cid`` under the headline reading before its runs are stored: untestable,
     with where the queue stands and the runs that would make it testable."""
-    label = R.READINGS[M.SITES[0]].label.split(",")[0]
+    label = R.READINGS[M.SITES[0]].label
     if choice.lam is None:
         where = f"site and λ not chosen yet ({choice.reason})"
     else:

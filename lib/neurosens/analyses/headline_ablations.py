@@ -109,19 +109,20 @@ def claims_under_headline(
     ctx: Session,
     choice: Choice,
     head: Mapping[Key, Config] | None,
+    df: pd.DataFrame,
     attacks: Sequence[str],
     alpha: float,
 ) -> dict[str, Claim]:
     """C11, C14 and C20 as the scorecard counts them under the headline reading: judged
     once the headline runs (``head``) and its ablations are stored, else untestable with
-    where the runs stand (:func:`neurosens.analyses.headline.as_headline`)."""
+    where the runs stand (:func:`neurosens.analyses.headline.as_headline`). ``df`` is the
+    page's tidy frame, which holds the headline runs and PAT already: only the ablations
+    are evaluated here."""
     runs = ablation_runs(choice, ctx.config.profile) if head else None
     if not runs or head is None:  # pending, or the headline stored but not its ablations
         return {cid: as_headline(cid, None, choice, head) for cid in CLAIMS}
-    seeds = sorted({s for _, s in runs})
-    every = {**runs, **head, **{("pat", s): ctx.config_for("pat", s) for s in seeds}}
-    df = tables.tidy(tables.evaluate_configs(ctx, every, attacks, None))
-    judged = ablation_claims(df, str(choice.site), alpha)
+    more = tables.tidy(tables.evaluate_configs(ctx, runs, attacks, None))
+    judged = ablation_claims(pd.concat([df, more], ignore_index=True), str(choice.site), alpha)
     return {cid: as_headline(cid, judged[cid], choice, head) for cid in CLAIMS}
 
 

@@ -22,23 +22,20 @@ from neurosens.study import matched as M
 __all__ = ["queue_table", "run_cost"]
 
 
-def run_cost(store: ArtifactStore, run_id: str) -> dict[str, float | str]:
-    """Training and evaluation seconds of a stored run and the device kinds they ran on."""
+def run_cost(
+    store: ArtifactStore, run_id: str, record: dict | None = None
+) -> dict[str, float | str]:
+    """Training and evaluation seconds of a stored run and the device kinds they ran on
+    (``record``: its ``config.json``, when already read)."""
     train = float(store.read_json(run_id, "metrics.json").get("train_seconds_total", 0.0))
-    kinds = {str(store.read_json(run_id, "config.json").get("device_kind", "?"))}
+    rec = record if record is not None else store.read_json(run_id, "config.json")
+    kinds = {str(rec.get("device_kind", "?"))}
     evals = 0.0
     for f in sorted((store.run_dir(run_id) / "eval").glob("*.json")):
-        rec = json.loads(f.read_text())
-        evals += float(rec.get("seconds", 0.0))
-        kinds.add(str(rec.get("device_kind", "?")))
+        ev = json.loads(f.read_text())
+        evals += float(ev.get("seconds", 0.0))
+        kinds.add(str(ev.get("device_kind", "?")))
     return {"train_s": train, "eval_s": evals, "kinds": ", ".join(sorted(kinds))}
-
-
-def _pin(store: ArtifactStore) -> dict[str, str] | None:
-    path = store.root.parent / M.PIN
-    if not path.is_file():
-        return None
-    return {k: v for k, v in json.loads(path.read_text()).items() if k in M.MATCH_FIELDS}
 
 
 def queue_table(
@@ -48,7 +45,7 @@ def queue_table(
     again), and the CPU (or other device) minutes the pinned ones took to train and
     evaluate. Stage 2's arms appear once ``choice`` has a site and λ."""
     store = ArtifactStore()
-    pin = _pin(store)
+    pin = M.pinned(store)
     tasks = M.stage_one(profile, tuple(extend))
     if choice is not None and choice.site is not None and choice.lam is not None:
         tasks += M.stage_two(choice.site, choice.lam, profile)
@@ -63,7 +60,7 @@ def queue_table(
             continue
         try:
             rec = store.read_json(rid, "config.json")
-            cost = run_cost(store, rid)
+            cost = run_cost(store, rid, rec)
         except (ArtifactError, OSError, ValueError):
             r["made otherwise"] += 1
             continue

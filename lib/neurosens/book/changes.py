@@ -1,7 +1,8 @@
 """What changed: every claim's counted verdict as of the last build, and the one before it.
 
 ``book/verdicts.json`` (committed with the executed book) holds, per claim of the registry,
-the verdict the scorecard counts (:func:`neurosens.book.scorecard.counted`), and, once it
+the verdict the scorecard counts (:func:`neurosens.book.scorecard.counted`, which passes
+it in), and, once it
 changed, the verdict before, the date the change was first built and the new record's
 evidence line. :func:`update_history` refreshes it from the executed notebooks each time
 the pages are written (a build that changes nothing leaves it as it is); the scorecard and
@@ -30,19 +31,19 @@ def _path(book_dir: Path | None) -> Path:
 
 
 def update_history(
-    found: dict[str, dict[str, Any]], book_dir: Path | None = None, today: str | None = None
+    records: dict[str, dict[str, Any] | None],
+    book_dir: Path | None = None,
+    today: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Refresh ``book/verdicts.json`` from the glued records ``found`` (claims not run keep
-    their entry) and return it: a claim whose verdict differs from the stored one records
-    the stored one as ``previous``, with ``changed`` (``today``, ISO date) and ``ours``."""
-    from neurosens.book.scorecard import counted  # the scorecard imports this module
-
+    """Refresh ``book/verdicts.json`` from ``records`` (claim → the record the scorecard
+    counts, None for a claim not run, which keeps its entry) and return it: a claim whose
+    verdict differs from the stored one records the stored one as ``previous``, with
+    ``changed`` (``today``, ISO date) and ``ours``."""
     path = _path(book_dir)
     old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     today = today or dt.date.today().isoformat()
     out = {}
-    for cid in registry.registry():
-        rec, _ = counted(cid, found)
+    for cid, rec in records.items():
         was = old.get(cid)
         if rec is None:
             if was:

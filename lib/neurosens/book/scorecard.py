@@ -31,6 +31,7 @@ __all__ = [
     "claims_table",
     "collect_claims",
     "counted",
+    "counted_records",
     "md_row",
     "notebook_titles",
     "summary_text",
@@ -121,6 +122,11 @@ def counted(cid: str, found: dict[str, dict[str, Any]]) -> tuple[dict[str, Any] 
     return found.get(registry.glue_key(cid, "headline")), "headline"
 
 
+def counted_records(found: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+    """Claim → the record the scorecard counts (:func:`counted`), for every registry claim."""
+    return {cid: counted(cid, found)[0] for cid in registry.registry()}
+
+
 def _section(cid: str, found: dict[str, dict[str, Any]], titles: dict[str, str]) -> tuple[str, str]:
     """(file name, title) of the section that tests claim ``cid``: the notebook that glued
     its counted record, else the first whose name starts with the registry's page."""
@@ -187,7 +193,7 @@ def write_scorecard_page(path: Path | None = None) -> Path:
         f"Algorithm 1; the one counted is the headline reading's. {registry.plan()['headline']} "
         "The [plan](plan.md) lists every change to a rule since it was fixed.\n",
     ]
-    changed = changes_markdown(update_history(found, path.parent))
+    changed = changes_markdown(update_history(counted_records(found), path.parent))
     if changed:
         parts.append(changed)
     for (doc, title), ids in _claims_by_section(found, path.parent).items():
@@ -311,5 +317,5 @@ def write_intro_summary(path: Path | None = None) -> Path:
     text = path.read_text(encoding="utf-8")
     if TABLE_START in text:
         replace_block(path, TABLE_START, TABLE_END, claims_table(found, path.parent))
-    changed = changes_sentence(update_history(found, path.parent))
+    changed = changes_sentence(update_history(counted_records(found), path.parent))
     return replace_block(path, START, END, summary_text(found) + changed)

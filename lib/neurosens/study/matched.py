@@ -62,6 +62,7 @@ __all__ = [
     "check_pin",
     "eval_plan",
     "page_runs",
+    "pinned",
     "run_matched",
     "same_making",
     "stage_one",
@@ -190,6 +191,15 @@ def same_making(record: dict, here: dict[str, str]) -> bool:
 PIN = "matched-runs.json"
 
 
+def pinned(store: ArtifactStore | None = None) -> dict[str, str] | None:
+    """The :data:`MATCH_FIELDS` of the pinned making (``matched-runs.json`` beside the
+    store), or ``None`` before the first matched run."""
+    path = (store or ArtifactStore()).root.parent / PIN
+    if not path.is_file():
+        return None
+    return {k: v for k, v in json.loads(path.read_text()).items() if k in MATCH_FIELDS}
+
+
 def check_pin(commit: bool = False) -> dict[str, str]:
     """The making of the matched runs, from ``data/artifacts/../matched-runs.json`` (written
     and committed by the first run of the queue); refuses to go on with other code, device
@@ -197,14 +207,14 @@ def check_pin(commit: bool = False) -> dict[str, str]:
     store = ArtifactStore()
     here = making({**provenance(), "precision": "fp32"})
     path = store.root.parent / PIN
-    if not path.is_file():
+    pin = pinned(store)
+    if pin is None:
         atomic_write_json(path, {**here, "git_sha": provenance()["git_sha"]})
         if commit:
             _commit(path, "pin the making of")
         return here
-    pinned = {k: v for k, v in json.loads(path.read_text()).items() if k in MATCH_FIELDS}
-    if pinned != here:
-        diff = {k: (pinned[k], here[k]) for k in MATCH_FIELDS if pinned.get(k) != here[k]}
+    if pin != here:
+        diff = {k: (pin.get(k), here[k]) for k in MATCH_FIELDS if pin.get(k) != here[k]}
         raise RuntimeError(
             f"the matched runs were made with other {', '.join(diff)} ({diff}): train them "
             f"from a worktree of the commit in {display_path(path)}, or delete that file to "
